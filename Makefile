@@ -1,0 +1,39 @@
+# Notefall developer entry points. Everything runs from a private .venv that these
+# targets create, so a fresh machine needs only Python 3.11+ and make.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+DEMO_MIDI := common/examples/prelude_in_c.mid
+
+.PHONY: demo test bench lint install clean
+
+$(STAMP): pyproject.toml requirements/base.txt requirements/dev.txt
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Notefall needs Python 3.11 or newer"'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# --no-deps: the lock is complete; it leaves out tinysoundfont's unused pyaudio.
+	$(PY) -m pip install --quiet --no-deps -r requirements/dev.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e . || \
+		$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	@mkdir -p out
+	$(VENV)/bin/notefall render $(DEMO_MIDI) -o out/demo.mp4 --title "Prelude in C" --artist "J. S. Bach"
+	@echo "Your video: $(CURDIR)/out/demo.mp4"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy common cli
+
+test: lint
+	$(VENV)/bin/pytest -n 2 --dist loadgroup
+
+bench: $(STAMP)
+	$(PY) -m bench.run
+
+clean:
+	rm -rf $(VENV) out build *.egg-info

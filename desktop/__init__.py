@@ -1,0 +1,1 @@
+"""Notefall desktop app (PySide6), built in a later issue."""

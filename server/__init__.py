@@ -1,0 +1,1 @@
+"""Notefall cloud: FastAPI API, Celery workers, billing (built in later issues)."""
