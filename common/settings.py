@@ -114,7 +114,7 @@ def parse_pitch(value: str | int) -> int:
 class RenderSettings(BaseModel):
     """Every option of a render. JSON field names equal the CLI long options."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
     # Output
     resolution: str = Field("1080p", description="720p, 1080p, 1440p, 2160p or WxH")
@@ -144,7 +144,9 @@ class RenderSettings(BaseModel):
     pedal_indicator: bool | None = None
     glow: bool | None = None
     particles: bool | None = None
-    lookahead: float = Field(2.5, ge=0.5, le=15, description="seconds of music visible above the keys")
+    lookahead: float = Field(
+        2.5, ge=0.5, le=15, description="seconds of music visible above the keys"
+    )
     background: Color | None = None
     background_gradient: tuple[Color, Color] | None = None
     background_image: str | None = None
@@ -185,7 +187,9 @@ class RenderSettings(BaseModel):
     @classmethod
     def _check_fps(cls, v: int) -> int:
         if v not in FRAME_RATES:
-            raise ValueError(f"{v} fps is not offered; choose one of {', '.join(map(str, FRAME_RATES))}")
+            raise ValueError(
+                f"{v} fps is not offered; choose one of {', '.join(map(str, FRAME_RATES))}"
+            )
         return v
 
     @field_validator("colors")
@@ -231,12 +235,16 @@ class RenderSettings(BaseModel):
         codec = self.codec or CONTAINER_CODECS[self.format][0]
         if codec not in CONTAINER_CODECS[self.format]:
             allowed = ", ".join(c.value for c in CONTAINER_CODECS[self.format])
-            raise ValueError(f"{self.format.value} files cannot hold {codec.value}; use one of {allowed}")
+            raise ValueError(
+                f"{self.format.value} files cannot hold {codec.value}; use one of {allowed}"
+            )
         if self.transparent:
             if self.format == Format.MP4:
                 raise ValueError("MP4 cannot carry transparency; use --format webm or --format mov")
             if self.codec is not None and self.codec not in ALPHA_CODECS:
-                raise ValueError(f"{self.codec.value} cannot carry transparency; use vp9 or prores4444")
+                raise ValueError(
+                    f"{self.codec.value} cannot carry transparency; use vp9 or prores4444"
+                )
         if self.start is not None and self.end is not None and self.end <= self.start:
             raise ValueError("end must be after start")
         if self.audio and self.no_audio:
@@ -312,4 +320,3 @@ def describe_validation_error(exc: ValidationError) -> str:
             msg = "unknown setting"
         parts.append(f"{loc}: {msg}")
     return "; ".join(parts)
-

@@ -34,7 +34,9 @@ PEDAL_DTYPE = np.dtype([("start", "f8"), ("end", "f8"), ("channel", "u1")])
 #   kind 0 = program change (a = program, b = bank),
 #   kind 1 = control change (a = controller, b = value),
 #   kind 2 = pitch bend (a = 0, b = value 0..16383, centre 8192).
-CONTROL_DTYPE = np.dtype([("time", "f8"), ("channel", "u1"), ("kind", "u1"), ("a", "i2"), ("b", "i2")])
+CONTROL_DTYPE = np.dtype(
+    [("time", "f8"), ("channel", "u1"), ("kind", "u1"), ("a", "i2"), ("b", "i2")]
+)
 CONTROL_PROGRAM = 0
 CONTROL_CC = 1
 CONTROL_PITCHBEND = 2
