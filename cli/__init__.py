@@ -1,0 +1,1 @@
+"""The ``notefall`` command line."""

@@ -1,0 +1,186 @@
+"""``notefall``: render, still, probe (see docs/cli.md).
+
+Exit codes: 0 done, 2 bad input (one-line message), 1 internal error, 130 cancelled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, NoReturn
+
+from notefall.common import __version__
+from notefall.common.errors import InputError, NotefallError, RenderCancelled
+from notefall.common.progress import CancelToken
+
+from .options import add_render_options, settings_mapping
+from .progress_bar import ProgressBar
+
+EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line and exit code 2, like every other bad-input error.
+        self.exit(
+            EXIT_INPUT,
+            f"notefall: error: {message} (see notefall {self.prog.split()[-1]} --help)\n",
+        )
+
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="notefall", description="Falling-notes piano videos from MIDI files.")
+    parser.add_argument("--version", action="version", version=f"notefall {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for internal errors")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    render = sub.add_parser(
+        "render", help="render a video", description="Render SONG.mid to a video file."
+    )
+    render.add_argument("song", type=Path, metavar="SONG.mid")
+    render.add_argument("-o", "--output", type=Path, required=True, metavar="OUT")
+    render.add_argument(
+        "--settings",
+        type=Path,
+        metavar="JSON",
+        help="a settings/preset JSON file; options given here override it",
+    )
+    render.add_argument(
+        "--frames",
+        metavar="A:B",
+        help="render only frames A..B-1 as a video-only segment (for joining)",
+    )
+    render.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    add_render_options(render)
+
+    still = sub.add_parser(
+        "still", help="render one frame as PNG", description="Render one frame of SONG.mid."
+    )
+    still.add_argument("song", type=Path, metavar="SONG.mid")
+    still.add_argument(
+        "--at", type=float, required=True, metavar="SECONDS", help="video time of the frame"
+    )
+    still.add_argument("-o", "--output", type=Path, required=True, metavar="FRAME.png")
+    still.add_argument("--settings", type=Path, metavar="JSON")
+    add_render_options(still)
+
+    probe = sub.add_parser("probe", help="describe a MIDI file", description="Describe SONG.mid.")
+    probe.add_argument("song", type=Path, metavar="SONG.mid")
+    probe.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from notefall.common.settings import settings_from_mapping
+
+    data: dict[str, Any] = {}
+    if getattr(args, "settings", None):
+        try:
+            data = json.loads(Path(args.settings).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise InputError(f"Settings file not found: {args.settings}") from None
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(f"Settings file {args.settings} is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise InputError(f"Settings file {args.settings} must hold a JSON object")
+    data.update(settings_mapping(args))
+    return settings_from_mapping(data)
+
+
+def _song_path(path: Path) -> Path:
+    if not path.exists():
+        raise InputError(f"MIDI file not found: {path}", code="missing_midi")
+    if path.is_dir():
+        raise InputError(f"{path} is a folder; give a .mid file", code="invalid_midi")
+    return path
+
+
+def _frames(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        a, b = (int(x) for x in text.split(":"))
+    except ValueError:
+        raise InputError(f"--frames wants A:B (frame numbers), not '{text}'") from None
+    return a, b
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from notefall.common.pipeline import render_video
+
+    settings = _settings(args)
+    song = _song_path(args.song)
+    cancel = CancelToken()
+    bar = ProgressBar(enabled=not args.quiet)
+    previous = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, lambda *_: cancel.cancel())
+    try:
+        result = render_video(
+            song, args.output, settings, progress=bar, cancel=cancel, frames=_frames(args.frames)
+        )
+    except KeyboardInterrupt:
+        cancel.cancel()
+        raise RenderCancelled("Cancelled; no file was written.") from None
+    finally:
+        bar.close()
+        signal.signal(signal.SIGTERM, previous)
+    if not args.quiet:
+        took = result.seconds.get("total", 0.0)
+        speed = result.duration / took if took else 0.0
+        print(
+            f"{result.output}  ({result.width}x{result.height}, {result.fps} fps, "
+            f"{result.duration:.1f} s of video in {took:.1f} s, {speed:.1f}× real time)"
+        )
+    return EXIT_OK
+
+
+def cmd_still(args: argparse.Namespace) -> int:
+    from notefall.common.pipeline import render_still
+
+    settings = _settings(args)
+    out = render_still(_song_path(args.song), args.output, settings, args.at)
+    print(out)
+    return EXIT_OK
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from notefall.common.midi import describe, format_probe, read_song
+
+    song = read_song(_song_path(args.song))
+    summary = describe(song)
+    print(json.dumps(summary, indent=2, ensure_ascii=False) if args.json else format_probe(summary))
+    return EXIT_OK
+
+
+COMMANDS = {"render": cmd_render, "still": cmd_still, "probe": cmd_probe}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except RenderCancelled as exc:
+        print(f"notefall: {exc.message}", file=sys.stderr)
+        return EXIT_CANCELLED
+    except InputError as exc:
+        print(f"notefall: error: {exc.message}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("notefall: cancelled", file=sys.stderr)
+        return EXIT_CANCELLED
+    except (NotefallError, Exception) as exc:  # anything else is our bug, said in one line
+        if args.debug:
+            traceback.print_exc()
+        detail = exc.message if isinstance(exc, NotefallError) else f"{type(exc).__name__}: {exc}"
+        print(f"notefall: internal error: {detail} (run with --debug for details)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

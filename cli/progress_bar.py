@@ -1,0 +1,49 @@
+"""The terminal progress bar for ``notefall render`` (tqdm on a terminal, quiet lines otherwise)."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from notefall.common.progress import ProgressEvent
+from tqdm import tqdm
+
+
+class ProgressBar:
+    def __init__(self, stream: TextIO = sys.stderr, enabled: bool = True) -> None:
+        self.stream = stream
+        self.enabled = enabled
+        self.interactive = enabled and stream.isatty()
+        self._bar: tqdm | None = None
+        self._stage = ""
+
+    def __call__(self, ev: ProgressEvent) -> None:
+        if not self.enabled:
+            return
+        if not self.interactive:
+            if ev.stage.value != self._stage:  # one line per stage in logs
+                self._stage = ev.stage.value
+                print(f"notefall: {self._stage}…", file=self.stream, flush=True)
+            return
+        if self._bar is None:
+            self._bar = tqdm(
+                total=100,
+                file=self.stream,
+                unit="%",
+                leave=False,
+                bar_format="{desc:<20} {percentage:3.0f}%|{bar}| {postfix}",
+            )
+        eta = (
+            ""
+            if ev.eta_seconds is None
+            else f"ETA {int(ev.eta_seconds // 60)}:{int(ev.eta_seconds % 60):02d}"
+        )
+        self._bar.set_description_str(ev.stage.value, refresh=False)
+        self._bar.set_postfix_str(eta, refresh=False)
+        self._bar.n = round(ev.overall_percent, 1)
+        self._bar.refresh()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
