@@ -96,7 +96,9 @@ class ProgressTracker:
         self._stage_started = 0.0
         self._last_emit = -1e9
 
-    def update(self, stage: Stage, fraction: float, message: str = "", *, force: bool = False) -> None:
+    def update(
+        self, stage: Stage, fraction: float, message: str = "", *, force: bool = False
+    ) -> None:
         if self._callback is None:
             return
         now = self._clock()
