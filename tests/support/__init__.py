@@ -1,0 +1,1 @@
+"""Helpers shared by Notefall's tests (MIDI builders, ...)."""
