@@ -120,9 +120,11 @@ class RenderSettings(BaseModel):
     resolution: str = Field("1080p", description="720p, 1080p, 1440p, 2160p or WxH")
     vertical: bool = Field(False, description="9:16 portrait layout (Shorts, Reels)")
     fps: int = Field(30, description="frames per second: 24, 25, 30, 50 or 60")
-    format: Format = Format.MP4
+    format: Format = Field(Format.MP4, description="container: mp4, webm or mov")
     codec: Codec | None = Field(None, description="default: h264 (mp4), vp9 (webm), prores (mov)")
-    preset: QualityPreset = QualityPreset.STANDARD
+    preset: QualityPreset = Field(
+        QualityPreset.STANDARD, description="quality: draft, standard, high, master"
+    )
     transparent: bool = Field(False, description="alpha channel (webm vp9, mov prores4444)")
 
     # Time
@@ -133,35 +135,45 @@ class RenderSettings(BaseModel):
     tail: float = Field(2.0, ge=0, le=30, description="seconds after the last note ends")
 
     # Look
-    theme: str = "aurora"
-    color_mode: ColorMode | None = None
+    theme: str = Field("aurora", description="aurora, classic, sunset, neon or paper")
+    color_mode: ColorMode | None = Field(
+        None, description="colour notes by track, hand, channel or pitch"
+    )
     colors: tuple[Color, ...] | None = Field(None, description="note colours, in track/hand order")
     split_point: str | int = Field("C4", description="hand split for color_mode=hand")
-    velocity_brightness: bool | None = None
-    labels: Labels | None = None
+    velocity_brightness: bool | None = Field(None, description="softer notes look dimmer")
+    labels: Labels | None = Field(None, description="note names on notes, keys, both or none")
     keyboard_range: str = Field("fit", description="fit, full (88 keys) or LOW-HIGH, e.g. C2-C7")
     sustain_keys: bool = Field(True, description="keys stay lit while the pedal holds the note")
-    pedal_indicator: bool | None = None
-    glow: bool | None = None
-    particles: bool | None = None
+    pedal_indicator: bool | None = Field(None, description="show when the sustain pedal is down")
+    glow: bool | None = Field(None, description="glow around notes and above pressed keys")
+    particles: bool | None = Field(None, description="sparks rising from pressed keys")
     lookahead: float = Field(
         2.5, ge=0.5, le=15, description="seconds of music visible above the keys"
     )
-    background: Color | None = None
-    background_gradient: tuple[Color, Color] | None = None
-    background_image: str | None = None
-    title: str | None = Field(None, max_length=120)
-    artist: str | None = Field(None, max_length=120)
-    title_duration: float = Field(3.0, ge=0, le=15)
-    progress_bar: bool | None = None
-    watermark: bool = False
-    drums: Drums = Drums.HIDE
+    background: Color | None = Field(None, description="solid background colour")
+    background_gradient: tuple[Color, Color] | None = Field(
+        None, description="top and bottom colours"
+    )
+    background_image: str | None = Field(
+        None, description="PNG or JPEG behind the notes (darkened)"
+    )
+    title: str | None = Field(None, max_length=120, description="title card text")
+    artist: str | None = Field(None, max_length=120, description="title card second line")
+    title_duration: float = Field(3.0, ge=0, le=15, description="seconds the title card shows")
+    progress_bar: bool | None = Field(None, description="thin progress bar at the top")
+    watermark: bool = Field(
+        False, description="'Made with Notefall' mark (forced on the free tier)"
+    )
+    drums: Drums = Field(Drums.HIDE, description="channel 10: hide (heard only), show or mute")
 
     # Audio
     audio: str | None = Field(None, description="your recording: WAV, FLAC, MP3 or OGG")
-    audio_offset_ms: int = Field(0, ge=-600_000, le=600_000)
+    audio_offset_ms: int = Field(
+        0, ge=-600_000, le=600_000, description="positive delays your recording"
+    )
     soundfont: str | None = Field(None, description=".sf2/.sf3 file; default General MIDI bank")
-    no_audio: bool = False
+    no_audio: bool = Field(False, description="a silent video")
     audio_bitrate: int | None = Field(None, ge=32, le=512, description="kbit/s; default by preset")
 
     @field_validator("resolution")
