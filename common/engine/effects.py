@@ -16,7 +16,7 @@ from .planes import Frame, PixelFormat, Sprite
 RATE = 26.0  # particles per second per held key
 LIFE = 0.95  # seconds a particle lives
 EMIT_FOR = 1.6  # a long note stops emitting after this many seconds
-MAX_PARTICLES = 160  # per frame, newest first: bounded cost in dense passages
+MAX_PARTICLES = 120  # per frame, newest first: bounded cost in dense passages
 
 
 def _hash(i: np.ndarray, j: np.ndarray, seed: float) -> np.ndarray:
@@ -58,8 +58,8 @@ class KeyGlow:
 
     def __init__(self, layout: FrameLayout, fmt: PixelFormat, white_width: float) -> None:
         self.layout, self.format = layout, fmt
-        self.w = max(8, even_floor(white_width * 3.2))
-        self.h = max(8, even_floor(min(layout.hit_y * 0.22, 190 * layout.scale)))
+        self.w = max(8, even_floor(white_width * 2.6))
+        self.h = max(8, even_floor(min(layout.hit_y * 0.16, 130 * layout.scale)))
         self._cache: dict[RGB, Sprite] = {}
 
     def sprite(self, color: RGB) -> Sprite:
@@ -96,14 +96,16 @@ class Particles:
     def __init__(self, layout: FrameLayout, fmt: PixelFormat, white_width: float) -> None:
         self.layout, self.format = layout, fmt
         s = layout.scale
-        self.sizes = [max(3.0, d * s) for d in (1.6, 2.4, 3.4)]  # gaussian sigma in pixels
+        self.sigma = max(
+            1.2, 2.2 * s
+        )  # gaussian sigma in pixels; brightness varies instead of size
         self.spread = white_width * 0.45
         self.speed = (130 * s, 420 * s)
         self.drag = 260 * s
         subs = list(fmt.subsampling) + ([1] if fmt.has_alpha else [])
         self.subsampling = subs
-        # Per plane and size: (dy, dx, weight) of the footprint at that plane's resolution.
-        self.footprints = [[self._footprint(sig / sub) for sig in self.sizes] for sub in subs]
+        # Per plane: (dy, dx, weight) of one spark's footprint at that plane's resolution.
+        self.footprints = [self._footprint(self.sigma / sub) for sub in subs]
         if fmt.is_yuv:
             self.limits = [(16, 235), (16, 240), (16, 240)]
         else:
@@ -163,34 +165,23 @@ class Particles:
         if not alive.any():
             return 0
         x, y, fade, owner, u3 = x[alive], y[alive], fade[alive], owner[alive], u3[alive]
-        size_i = np.minimum((u3 * len(self.sizes)).astype(np.int64), len(self.sizes) - 1)
         light = np.asarray(colors, np.float32)[owner] * 0.45 + 0.55  # whitened sparks
-        deltas = _light_deltas(light, self.format) * (fade * 0.95)[:, None]
+        strength = fade * (0.6 + 0.7 * u3.astype(np.float32))
+        deltas = _light_deltas(light, self.format) * strength[:, None]
         for plane, sub in enumerate(self.subsampling):
-            shape = frame.planes[plane].shape
-            limit_rows = self.layout.hit_y // sub
-            idx_parts, w_parts = [], []
-            for k, (dy, dx, w) in enumerate(self.footprints[plane]):
-                sel = np.flatnonzero(size_i == k)
-                if sel.size == 0:
-                    continue
-                py = (y[sel] / sub).astype(np.int64)[:, None] + dy[None, :]
-                px = (x[sel] / sub).astype(np.int64)[:, None] + dx[None, :]
-                ok = (py >= 0) & (py < limit_rows) & (px >= 0) & (px < shape[1])
-                if plane < deltas.shape[1]:
-                    contrib = w[None, :] * deltas[sel, plane][:, None]
-                else:  # the alpha plane: sparks are opaque where they are bright
-                    contrib = w[None, :] * 255.0 * fade[sel][:, None]
-                idx_parts.append((py * shape[1] + px)[ok])
-                w_parts.append(contrib[ok])
-            if not idx_parts:
-                continue
+            width = frame.planes[plane].shape[1]
+            dy, dx, w = self.footprints[plane]
+            py = (y / sub).astype(np.int64)[:, None] + dy[None, :]
+            px = (x / sub).astype(np.int64)[:, None] + dx[None, :]
+            ok = (py >= 0) & (py < self.layout.hit_y // sub) & (px >= 0) & (px < width)
+            if plane < deltas.shape[1]:
+                contrib = w[None, :] * deltas[:, plane][:, None]
+            else:  # the alpha plane: sparks are opaque where they are bright
+                contrib = w[None, :] * (255.0 * np.minimum(strength, 1.0))[:, None]
             # Where sparks overlap the last one wins instead of summing: invisible at
-            # this size, and it saves a sort of every footprint every frame.
+            # this size, and it saves sorting every footprint every frame.
             lo, hi = self.limits[plane]
-            frame.add_light(
-                plane, np.concatenate(idx_parts), np.concatenate(w_parts).astype(np.int32), lo, hi
-            )
+            frame.add_light(plane, (py * width + px)[ok], contrib[ok].astype(np.int32), lo, hi)
         return int(x.size)
 
 

@@ -10,13 +10,20 @@ import numpy as np
 from PIL import Image
 
 from ..settings import RenderSettings
-from ..song import Song, is_black_key
+from ..song import Song
 from ..timeline import Timeline, build_timeline
 from .effects import HitLine, KeyGlow, Particles
 from .index import IntervalIndex
 from .keyboard import Keyboard
 from .layout import FrameLayout, KeyboardLayout, fit_range
-from .overlays import PedalIndicator, ProgressBar, TitleCard, Watermark, background_band
+from .overlays import (
+    PedalIndicator,
+    ProgressBar,
+    TitleCard,
+    Watermark,
+    background_band,
+    separable_background,
+)
 from .planes import Frame, PixelFormat
 from .strip import NoteStrip, bar_times
 from .style import drawn_notes, note_color_keys, resolve_style
@@ -51,7 +58,6 @@ class FrameRenderer:
         k = layout.hit_y / (settings.lookahead * settings.speed)
         sigs = [(ts.time, ts.numerator, ts.denominator) for ts in song.time_signatures]
         bars = bar_times(song.beat_times(self.timeline.song_to + 10), sigs)
-        self.strip = NoteStrip(notes, color_keys, colors, keys, layout, style, fmt, k, bars)
         self.background = background_band(
             layout,
             keys,
@@ -62,6 +68,10 @@ class FrameRenderer:
             transparent=style.transparent,
             guide=style.theme.guide_color,
             guide_opacity=style.theme.guide_opacity,
+        )
+        self.backdrop = separable_background(self.background, fmt)
+        self.strip = NoteStrip(
+            notes, color_keys, colors, keys, layout, style, fmt, k, bars, self.backdrop
         )
         theme = style.theme
         self.keyboard = Keyboard(
@@ -105,7 +115,8 @@ class FrameRenderer:
         tl, lay = self.timeline, self.layout
         f = self.frame if into is None else into
         t = tl.song_time(video_time)
-        f.copy_rows_from(self.background, 0)
+        if self.backdrop is None:
+            f.copy_rows_from(self.background, 0)
         self.strip.compose(f, t)
         self.hit_line.draw(f)
         active = self.key_index.overlapping(t, t + 1e-9)
@@ -114,18 +125,16 @@ class FrameRenderer:
         for i in active.tolist():  # later starts win, so a re-struck key shows its new colour
             pressed[int(self.notes["pitch"][i])] = i
         if self.key_glow is not None:
+            # Light rises only while a finger is on the key, not while the pedal holds it.
+            ends = self.notes["end"]
             for i in pressed.values():
-                self.key_glow.draw(f, float(self.centers[i]), self.colors[int(self.color_keys[i])])
+                if ends[i] > t:
+                    self.key_glow.draw(
+                        f, float(self.centers[i]), self.colors[int(self.color_keys[i])]
+                    )
         if self.particles is not None:
             self._draw_particles(f, video_time, t)
-        f.copy_rows_from(self.keyboard.band, lay.hit_y)
-        for black in (False, True):
-            for pitch, i in pressed.items():
-                if is_black_key(pitch) == black:
-                    sprite, x = self.keyboard.pressed_sprite(
-                        pitch, self.colors[int(self.color_keys[i])]
-                    )
-                    f.blend(sprite, x, lay.hit_y)
+        self.keyboard.draw(f, {p: self.colors[int(self.color_keys[i])] for p, i in pressed.items()})
         if self.pedal is not None:
             self.pedal.draw(f, self._pedal_down(t))
         if self.progress is not None:

@@ -17,7 +17,7 @@ from .draw import (
     text_mask,
 )
 from .layout import FrameLayout, KeyboardLayout
-from .planes import PixelFormat, Sprite
+from .planes import Frame, PixelFormat, Sprite
 
 _WHITE_TOP: RGB = (0.86, 0.86, 0.87)
 _WHITE_MID: RGB = (0.98, 0.98, 0.98)
@@ -42,13 +42,9 @@ class Keyboard:
         self.labels, self.tint = labels, tint
         self.felt = hex_rgb(felt)
         self.height = layout.keyboard_height
-        self.band_rgba = self._draw_rest()
-        rest = Sprite.from_rgba(self.band_rgba, fmt)
         # The resting keyboard is opaque: copied, not blended, every frame.
-        self.band: list[np.ndarray] = [
-            _opaque_plane(p, a) for p, a in zip(rest.premul, rest.a256, strict=True)
-        ]
-        self._pressed: dict[tuple[int, RGB], tuple[Sprite, int]] = {}
+        self._pressed: dict[RGB, tuple[list[np.ndarray], list[np.ndarray]]] = {}
+        self.band = self._planes(self._draw_band(None, None))
 
     # Geometry ---------------------------------------------------------------------------
     def _key_box(self, pitch: int) -> tuple[float, float, float, float]:
@@ -133,23 +129,33 @@ class Keyboard:
         a = mask[..., None] * (0.75 if pitch % 12 == 0 else 0.5)
         region[...] = region * (1 - a) + ink * a
 
-    def _draw_rest(self) -> np.ndarray:
+    def _columns(self, pitch: int, pad: float = 4.0) -> tuple[int, int]:
+        """Even-aligned column range around a key (its shadow included)."""
+        x0 = float(self.keys.key_x0[pitch])
+        x1 = float(self.keys.key_x1[pitch])
+        return max(0, even_floor(x0 - pad)), min(self.layout.width, even_ceil(x1 + pad))
+
+    def _draw_band(self, white: RGB | None, black: RGB | None) -> np.ndarray:
+        """The keyboard with every white key in ``white`` and every black key in ``black``
+        (None = at rest). Pressed keys are later copied out of such bands per frame."""
         w, h = self.layout.width, self.height
         buf = np.zeros((h, w, 4), np.float32)
         buf[..., :3] = _GAP
         buf[..., 3] = 1.0
         for pitch in self.keys.pitches():
-            if is_black_key(pitch):
-                continue
-            self._paint_key(buf, pitch, 0.0, None)
+            if not is_black_key(pitch):
+                c0, c1 = self._columns(pitch)
+                self._paint_key(buf[:, c0:c1], pitch, c0, white)
         for pitch in self.keys.pitches():
             if is_black_key(pitch):
+                c0, c1 = self._columns(pitch, pad=8.0)
+                sub = buf[:, c0:c1]
                 # A soft shadow the black key throws onto the white keys below it.
                 x0, y0, x1, y1 = self._key_box(pitch)
-                sdf = rounded_rect_sdf(h, w, x0 + 1, y0, x1 + 3, y1 + 4, 4)
+                sdf = rounded_rect_sdf(h, c1 - c0, x0 + 1 - c0, y0, x1 + 3 - c0, y1 + 4, 4)
                 shade = np.clip(1 - sdf / 6, 0, 1) * 0.35
-                buf[..., :3] *= 1 - shade[..., None]
-                self._paint_key(buf, pitch, 0.0, None)
+                sub[..., :3] *= 1 - shade[..., None]
+                self._paint_key(sub, pitch, c0, black)
         self._paint_felt(buf)
         return buf
 
@@ -172,35 +178,42 @@ class Keyboard:
         k = np.linspace(0.45, 0.0, s, dtype=np.float32)[:, None, None]
         buf[f : f + s, :, :3] *= 1 - k
 
-    def pressed_sprite(self, pitch: int, color: RGB) -> tuple[Sprite, int]:
-        """Sprite of ``pitch`` pressed in ``color`` and the even x where it goes."""
-        key = (pitch, color)
-        hit = self._pressed.get(key)
-        if hit is not None:
-            return hit
-        x0 = float(self.keys.key_x0[pitch])
-        x1 = float(self.keys.key_x1[pitch])
-        sx0, sx1 = max(0, even_floor(x0 - 2)), min(self.layout.width, even_ceil(x1 + 2))
-        h, w = self.height, sx1 - sx0
-        alpha = self._key_alpha(pitch, h, w, sx0)
-        rgb = self._shade(pitch, h, w, color)
-        if self.labels:
-            tmp = np.concatenate([rgb, np.ones((h, w, 1), np.float32)], axis=-1)
-            self._label(tmp, pitch, sx0, True)
-            rgb = tmp[..., :3]
-        if not is_black_key(pitch):
-            # Felt shadow again so a pressed white key sinks under the felt.
-            f = self.layout.felt_height
-            s = min(h - f, max(2, f))
-            k = np.linspace(0.45, 0.0, s, dtype=np.float32)[:, None, None]
-            rgb = rgb.copy()
-            rgb[f : f + s] *= 1 - k
-        out = np.zeros((h, w, 4), np.float32)
-        out[..., :3] = rgb
-        out[..., 3] = alpha
-        sprite = Sprite.from_rgba(out, self.format)
-        self._pressed[key] = (sprite, sx0)
-        return sprite, sx0
+    def _planes(self, rgba: np.ndarray) -> list[np.ndarray]:
+        sprite = Sprite.from_rgba(rgba, self.format)
+        return [_opaque_plane(p, a) for p, a in zip(sprite.premul, sprite.a256, strict=True)]
+
+    def pressed_bands(self, color: RGB) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """(white keys pressed, black keys pressed) in ``color``, built once per colour."""
+        hit = self._pressed.get(color)
+        if hit is None:
+            hit = (
+                self._planes(self._draw_band(color, None)),
+                self._planes(self._draw_band(None, color)),
+            )
+            self._pressed[color] = hit
+        return hit
+
+    def draw(self, frame: Frame, pressed: dict[int, RGB]) -> None:
+        """The keyboard at rest, then each pressed key copied from its colour's band.
+
+        Copies, not blends: white keys first as whole columns (their band shows the
+        black keys at rest), then pressed black keys as rectangles on top.
+        """
+        y = self.layout.hit_y
+        frame.copy_rows_from(self.band, y)
+        for black in (False, True):
+            for pitch, color in pressed.items():
+                if is_black_key(pitch) != black:
+                    continue
+                whites, blacks = self.pressed_bands(color)
+                if black:
+                    c0, c1 = self._columns(pitch, pad=0.0)
+                    rows = even_ceil(self.layout.felt_height + self.layout.black_height + 1)
+                    frame.copy_block_from(blacks, c0, c1, y, 0, rows)
+                else:
+                    x0 = even_floor(float(self.keys.key_x0[pitch]))
+                    x1 = even_ceil(float(self.keys.key_x1[pitch]))
+                    frame.copy_block_from(whites, x0, x1, y, 0, self.height)
 
 
 def _opaque_plane(premul: np.ndarray, a256: np.ndarray) -> np.ndarray:

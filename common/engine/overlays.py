@@ -31,12 +31,20 @@ def background_band(
         rgb = np.zeros((h, w, 3), np.float32)
         alpha = np.zeros((h, w), np.float32)
     else:
-        rgb = _load_image(image, w, h) if image else vertical_gradient(h, w, top, bottom).copy()
         alpha = np.ones((h, w), np.float32)
-        # A gentle vignette keeps the eye in the middle of the keyboard.
-        xs = np.linspace(-1, 1, w, dtype=np.float32)[None, :]
-        ys = np.linspace(-1, 1, h, dtype=np.float32)[:, None]
-        rgb *= (1 - 0.22 * np.clip(xs**2 * 0.8 + ys**2 * 0.35, 0, 1))[..., None]
+        xs = np.linspace(-1, 1, w, dtype=np.float32)[None, :, None]
+        ys = np.linspace(-1, 1, h, dtype=np.float32)[:, None, None]
+        if image:
+            rgb = _load_image(image, w, h)
+            rgb *= 1 - 0.22 * np.clip(xs**2 * 0.8 + ys**2 * 0.35, 0, 1)
+        else:
+            # A gentle vignette keeps the eye on the middle of the keyboard. It is built
+            # as a sum of a vertical and a horizontal part, so the background splits
+            # exactly into B(x) + D(y) and the fast path reproduces it (see strip.py).
+            grad = vertical_gradient(h, 1, top, bottom)
+            mid = np.asarray(top, np.float32) * 0.5 + np.asarray(bottom, np.float32) * 0.5
+            rgb = grad * (1 - 0.077 * ys**2) - mid * (0.176 * xs**2)
+            rgb = np.clip(np.broadcast_to(rgb, (h, w, 3)), 0, 1).astype(np.float32)
     if guide_opacity > 0:
         gcol = np.asarray(hex_rgb(guide), np.float32)
         for p in keys.pitches():
@@ -49,6 +57,44 @@ def background_band(
                     if transparent:
                         alpha[:, xi] = np.maximum(alpha[:, xi], a)
     return _planes(rgb, alpha, fmt)
+
+
+# YUV: per-row offsets are added modulo 256 in one pass, so they must keep every code
+# value inside 0..255. RGB frames (stills, preview) add with saturation instead.
+_MAX_DELTA_YUV = ((-16, 20), (-15, 15), (-15, 15))
+_MAX_DELTA_RGB = ((-48, 48),) * 3
+_MAX_SEPARABLE_ERROR = 6  # code values; invisible on the themes it admits
+
+
+def separable_background(
+    planes: list[np.ndarray], fmt: PixelFormat
+) -> tuple[list[np.ndarray], list[np.ndarray]] | None:
+    """Split a background into B(x) + D(y) per plane when that is faithful.
+
+    Returns (top rows B as 1-row planes, per-row offsets D), or None when the
+    background varies too much for the fast path (images, strong gradients,
+    transparency): then notes are blended over the exact background. D is uint8
+    modulo 256 for YUV and int16 for RGB. Stills and video take the same path, so the
+    preview shows the colours of the export.
+    """
+    if fmt.has_alpha:
+        return None
+    limits = _MAX_DELTA_YUV if fmt.is_yuv else _MAX_DELTA_RGB
+    bases, deltas = [], []
+    for plane, (lo, hi) in zip(planes, limits, strict=False):
+        p = plane.astype(np.int16)
+        base = p[0:1]
+        delta = p[:, p.shape[1] // 2] - p[0, p.shape[1] // 2]
+        if delta.min() < lo or delta.max() > hi:
+            return None
+        if np.abs(base + delta[:, None] - p).max() > _MAX_SEPARABLE_ERROR:
+            return None
+        bases.append(plane[0:1].copy())
+        if fmt.is_yuv:
+            deltas.append((delta % 256).astype(np.uint8)[:, None])
+        else:
+            deltas.append(delta.astype(np.int16)[:, None])
+    return bases, deltas
 
 
 def _planes(rgb: np.ndarray, alpha: np.ndarray, fmt: PixelFormat) -> list[np.ndarray]:

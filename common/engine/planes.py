@@ -68,13 +68,54 @@ def color_code(rgb: tuple[int, int, int], fmt: PixelFormat) -> tuple[int, int, i
 
 
 def _downsample(a: np.ndarray, s: int) -> np.ndarray:
+    """Box-average by ``s`` (1 or 2) in both directions, with plain strided adds (fast)."""
     if s == 1:
         return a
-    h, w = a.shape
-    h2, w2 = (h + s - 1) // s, (w + s - 1) // s
-    if h % s or w % s:
-        a = np.pad(a, ((0, h2 * s - h), (0, w2 * s - w)), mode="edge")
-    return a.reshape(h2, s, w2, s).mean(axis=(1, 3))
+    if a.shape[0] % 2 or a.shape[1] % 2:
+        a = np.pad(a, ((0, a.shape[0] % 2), (0, a.shape[1] % 2)), mode="edge")
+    out = a[0::2, 0::2] + a[1::2, 0::2]
+    out += a[0::2, 1::2]
+    out += a[1::2, 1::2]
+    out *= 0.25
+    return out
+
+
+def composite_over_boxes(
+    pre: np.ndarray,
+    boxes: list[tuple[int, int, int, int]],
+    base: list[np.ndarray],
+    fmt: PixelFormat,
+) -> list[np.ndarray]:
+    """Premultiplied RGBA (H, W, 4) over a background that varies only along x.
+
+    ``base`` holds one row per plane in code values; ``boxes`` (even-aligned x0, y0,
+    x1, y1) cover everything drawn. Only the boxes are converted — overlapping boxes
+    just compute the same pixels twice — and the rest is the base row repeated.
+    Returns opaque uint8 planes.
+    """
+    h = pre.shape[0]
+    out = [
+        np.repeat(b, (h + s - 1) // s, axis=0) for b, s in zip(base, fmt.subsampling, strict=True)
+    ]
+    if fmt.is_yuv:
+        coef, offset = _YUV * _YUV_SCALE[:, None], _YUV_OFFSET
+    else:
+        coef, offset = np.eye(3, dtype=np.float32) * 255.0, np.zeros(3, np.float32)
+    for x0, y0, x1, y1 in boxes:
+        part = pre[y0:y1, x0:x1]
+        alpha = part[..., 3]
+        rgb = part[..., :3]
+        for i, s in enumerate(fmt.subsampling):
+            value = rgb[..., 0] * coef[i, 0]
+            value += rgb[..., 1] * coef[i, 1]
+            value += rgb[..., 2] * coef[i, 2]
+            value += alpha * offset[i]
+            a = _downsample(alpha, s)
+            v = _downsample(value, s)
+            v += (1.0 - a) * base[i][0, x0 // s : x0 // s + v.shape[1]].astype(np.float32)
+            np.clip(v, 0, 255, out=v)
+            out[i][y0 // s : y0 // s + v.shape[0], x0 // s : x0 // s + v.shape[1]] = np.rint(v)
+    return out
 
 
 @dataclass(slots=True)
@@ -183,6 +224,15 @@ class Frame:
         """Copy full-width bands (pre-converted backgrounds, the keyboard) at row y0 (even)."""
         for plane, s, band in zip(self.planes, self.subsampling, src, strict=True):
             plane[y0 // s : y0 // s + band.shape[0]] = band
+
+    def copy_block_from(
+        self, src: list[np.ndarray], x0: int, x1: int, y: int, sy0: int, sy1: int
+    ) -> None:
+        """Copy columns [x0, x1) of rows [sy0, sy1) of full-width bands to frame row y + sy0."""
+        for plane, s, band in zip(self.planes, self.subsampling, src, strict=True):
+            a, b = x0 // s, (x1 + s - 1) // s
+            r0, r1 = sy0 // s, (sy1 + s - 1) // s
+            plane[y // s + r0 : y // s + r1, a:b] = band[r0:r1, a:b]
 
     def blend(self, sprite: Sprite, x: int, y: int) -> None:
         """Alpha-blend a sprite with its top-left at (x, y); both even; clipped to the frame."""

@@ -18,7 +18,7 @@ from ..song import is_black_key, note_name
 from .draw import RGB, even_ceil, even_floor, mix, text_mask
 from .index import IntervalIndex
 from .layout import FrameLayout, KeyboardLayout
-from .planes import Frame, PixelFormat, Sprite
+from .planes import Frame, PixelFormat, Sprite, composite_over_boxes
 from .style import Style
 
 _CHUNKS_KEPT = 3
@@ -26,8 +26,9 @@ _CHUNKS_KEPT = 3
 
 @dataclass(slots=True)
 class Chunk:
-    sprite: Sprite
+    sprite: Sprite | None  # notes over transparency (exact path)
     rows: list[tuple[int, int]]  # local, even-aligned runs of rows with anything drawn
+    planes: list[np.ndarray] | None = None  # notes already over the background (fast path)
 
 
 class NoteStrip:
@@ -42,6 +43,7 @@ class NoteStrip:
         fmt: PixelFormat,
         pixels_per_second: float,
         bar_times: np.ndarray,
+        backdrop: tuple[list[np.ndarray], list[np.ndarray]] | None = None,
     ) -> None:
         self.notes, self.color_keys, self.colors = notes, color_keys, colors
         self.keys, self.layout, self.style, self.format = keys, layout, style, fmt
@@ -54,6 +56,9 @@ class NoteStrip:
         self.margin = max(2.0, 9.0 * s) if style.glow else 2.0
         self.radius_share = style.theme.note_radius
         self.guide = style.theme.guide_color
+        # With a separable background the chunks are drawn over its top row once and a
+        # frame is row copies plus one per-row offset: no per-frame blending at all.
+        self.backdrop = backdrop
         self._cache: OrderedDict[int, Chunk] = OrderedDict()
         self.chunks_drawn = 0
 
@@ -63,17 +68,40 @@ class NoteStrip:
         return -2 * int(round(song_time * self.k / 2.0))
 
     def compose(self, frame: Frame, song_time: float) -> None:
-        """Blend the notes visible at ``song_time`` over what is already in rows [0, hit_y)."""
+        """Draw the notes visible at ``song_time`` into rows [0, hit_y).
+
+        Fast path: the whole note area comes from the chunks (background included).
+        Exact path: blends over what is already in those rows.
+        """
         g0 = self.hit_row(song_time) - self.height
         g1 = g0 + self.height
         for c in range(math.floor(g0 / self.chunk_h), math.floor((g1 - 1) / self.chunk_h) + 1):
             chunk = self._chunk(c)
             base = c * self.chunk_h
             v0, v1 = max(0, g0 - base), min(self.chunk_h, g1 - base)
+            if chunk.planes is not None:
+                frame.copy_rows_from(
+                    [
+                        p[v0 // s : v1 // s]
+                        for p, s in zip(chunk.planes, frame.subsampling, strict=False)
+                    ],
+                    base + v0 - g0,
+                )
+                continue
+            assert chunk.sprite is not None
             for y0, y1 in chunk.rows:
                 a, b = max(y0, v0), min(y1, v1)
                 if a < b:
                     frame.blend_rows(chunk.sprite, base + a - g0, a, b)
+        if self.backdrop is not None:
+            for plane, s, delta in zip(
+                frame.planes, frame.subsampling, self.backdrop[1], strict=False
+            ):
+                rows = plane[: self.height // s]
+                if delta.dtype == np.uint8:
+                    np.add(rows, delta, out=rows, casting="unsafe")  # modulo 256 by design
+                else:
+                    rows[...] = np.clip(rows + delta, 0, 255)
 
     # Drawing ----------------------------------------------------------------------------
     def _chunk(self, c: int) -> Chunk:
@@ -95,15 +123,28 @@ class NoteStrip:
         # Rows r0..r0+ch show song times from -r0/k down to -(r0+ch)/k.
         t_hi = -r0 / self.k + self.margin / self.k
         t_lo = -(r0 + ch) / self.k - self.margin / self.k
-        self._draw_bars(buf, r0, t_lo, t_hi)
+        boxes: list[tuple[int, int, int, int]] = []
+        self._draw_bars(buf, r0, t_lo, t_hi, boxes)
         found = self.index.overlapping(t_lo, t_hi).tolist()
         # White-key lanes first so black-key notes sit on top where lanes overlap.
         for i in sorted(found, key=lambda i: (is_black_key(int(self.notes["pitch"][i])), i)):
-            self._draw_note(buf, r0, int(i))
+            box = self._draw_note(buf, r0, int(i))
+            if box is not None:
+                boxes.append(box)
         rows = _row_runs(buf[..., 3].max(axis=1) > 0)
+        if self.backdrop is not None:
+            planes = composite_over_boxes(buf, boxes, self.backdrop[0], self.format)
+            return Chunk(None, rows, planes)
         return Chunk(Sprite.from_premultiplied(buf, self.format, rows), rows)
 
-    def _draw_bars(self, buf: np.ndarray, r0: int, t_lo: float, t_hi: float) -> None:
+    def _draw_bars(
+        self,
+        buf: np.ndarray,
+        r0: int,
+        t_lo: float,
+        t_hi: float,
+        boxes: list[tuple[int, int, int, int]],
+    ) -> None:
         opacity = self.style.theme.guide_opacity * 1.6
         if opacity <= 0 or self.bar_times.size == 0:
             return
@@ -122,12 +163,14 @@ class NoteStrip:
             region = buf[y0:y1]
             region[..., :3] = color * a[..., None] + region[..., :3] * (1 - a[..., None])
             region[..., 3] = a + region[..., 3] * (1 - a)
+            boxes.append((0, y0, buf.shape[1], y1))
 
-    def _draw_note(self, buf: np.ndarray, r0: int, i: int) -> None:
+    def _draw_note(self, buf: np.ndarray, r0: int, i: int) -> tuple[int, int, int, int] | None:
+        """Draw note ``i`` into the chunk; returns its even-aligned box (x0, y0, x1, y1)."""
         note = self.notes[i]
         pitch = int(note["pitch"])
         if not self.keys.contains(pitch):
-            return
+            return None
         ch, w = buf.shape[:2]
         kx0, kx1 = float(self.keys.key_x0[pitch]), float(self.keys.key_x1[pitch])
         lane = kx1 - kx0
@@ -141,7 +184,7 @@ class NoteStrip:
         bx0, bx1 = max(0, even_floor(x0 - m)), min(w, even_ceil(x1 + m))
         by0, by1 = max(0, even_floor(y_top - m)), min(ch, even_ceil(y_bot + m))
         if bx0 >= bx1 or by0 >= by1:
-            return
+            return None
         radius = min(lane * self.radius_share, 14.0 * self.layout.scale + 2)
         radius = min(radius, (x1 - x0) / 2, (y_bot - y_top) / 2)
         color = np.asarray(self.colors[int(self.color_keys[i])], np.float32)
@@ -177,6 +220,7 @@ class NoteStrip:
             _over(region, shaded, np.broadcast_to(cov, region.shape[:2]))
         if self.style.note_labels:
             self._label(buf[by0:by1, bx0:bx1], pitch, x0 - bx0, x1 - bx0, y_bot - by0, y_top - by0)
+        return bx0, by0, bx1, by1
 
     def _label(
         self, region: np.ndarray, pitch: int, x0: float, x1: float, y_bot: float, y_top: float
