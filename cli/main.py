@@ -28,7 +28,7 @@ class _Parser(argparse.ArgumentParser):
         # One line and exit code 2, like every other bad-input error.
         self.exit(
             EXIT_INPUT,
-            f"notefall: error: {message} (see notefall {self.prog.split()[-1]} --help)\n",
+            f"notefall: error: {message} (see {self.prog} --help)\n",
         )
 
 

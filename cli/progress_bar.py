@@ -15,15 +15,13 @@ class ProgressBar:
         self.enabled = enabled
         self.interactive = enabled and stream.isatty()
         self._bar: tqdm | None = None
-        self._stage = ""
 
     def __call__(self, ev: ProgressEvent) -> None:
         if not self.enabled:
             return
         if not self.interactive:
-            if ev.stage.value != self._stage:  # one line per stage in logs
-                self._stage = ev.stage.value
-                print(f"notefall: {self._stage}…", file=self.stream, flush=True)
+            # Logs and pipes get only the final line (or the one-line error): stage lines
+            # would break the promise that bad input costs exactly one line on stderr.
             return
         if self._bar is None:
             self._bar = tqdm(

@@ -8,7 +8,6 @@ banner ``ffmpeg -i FILE`` prints on stderr.
 from __future__ import annotations
 
 import functools
-import os
 import re
 import subprocess
 import threading
@@ -20,21 +19,10 @@ import numpy as np
 
 from ..errors import AudioError, EncoderError
 from ..progress import CancelToken
-
-FFMPEG_ENV = "NOTEFALL_FFMPEG"
+from ..video.ffmpeg import ffmpeg_exe
 
 _AUDIO_STREAM = re.compile(r"Stream #\d+:\d+.*?: Audio: ([^,\s]+)[^,]*, (\d+) Hz, ([^,]+)")
 _DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
-
-
-def ffmpeg_exe() -> str:
-    """The FFmpeg binary: ``$NOTEFALL_FFMPEG`` if set, else the one imageio-ffmpeg ships."""
-    override = os.environ.get(FFMPEG_ENV)
-    if override:
-        return override
-    import imageio_ffmpeg  # deferred: it looks for the binary on import of get_ffmpeg_exe only
-
-    return str(imageio_ffmpeg.get_ffmpeg_exe())
 
 
 @dataclass(frozen=True, slots=True)

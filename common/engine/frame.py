@@ -112,7 +112,7 @@ class FrameRenderer:
 
     def render_at(self, video_time: float, into: Frame | None = None) -> Frame:
         """Draw the moment ``video_time``; every pixel of the frame is rewritten."""
-        tl, lay = self.timeline, self.layout
+        tl = self.timeline
         f = self.frame if into is None else into
         t = tl.song_time(video_time)
         if self.backdrop is None:

@@ -62,20 +62,19 @@ def encode_args(
         "pipe:0",
     ]
     with_audio = audio is not None and not segment
+    if with_audio and frame_count is None:
+        # "-shortest" with padded audio overshoots by up to a second when the machine
+        # is busy (FFmpeg buffers before it cuts), so the length must be known.
+        raise ValueError("frame_count is required when audio is muxed")
+    audio_seconds = _seconds(frame_count, fps) if frame_count is not None else ""
     if with_audio:
-        if frame_count is not None:
-            # Read no more audio than the video lasts; apad below fills a short file.
-            args += ["-t", _seconds(frame_count, fps)]
-        args += ["-i", str(audio)]
+        # Read no more audio than the video lasts; apad below fills a short file.
+        args += ["-t", audio_seconds, "-i", str(audio)]
     args += ["-map", "0:v:0", "-vf", video_filter(input_pix_fmt, output_pix_fmt(codec, alpha))]
     args += video_args(codec, settings.preset, fps, alpha=alpha, fmt=fmt)
     if with_audio:
         args += ["-map", "1:a:0", *audio_args(fmt, settings.preset, settings.audio_bitrate)]
-        if frame_count is not None:
-            args += ["-af", f"apad=whole_dur={_seconds(frame_count, fps)}"]
-        else:
-            # Unknown length: pad the audio forever and stop at the video's end.
-            args += ["-af", "apad", "-shortest"]
+        args += ["-af", f"apad=whole_dur={audio_seconds}"]
     return args + muxer_args(fmt, segment=segment)
 
 

@@ -428,7 +428,20 @@ def read_frames(
         return []
     unique = sorted(set(wanted))
     # select= converts only the chosen frames to RGB; the rest are decoded and dropped.
-    expr = "+".join(f"eq(n,{i})" for i in unique)
+    # FFmpeg's expression parser refuses more than about 100 terms, so consecutive
+    # frames become one between() term each.
+    runs: list[tuple[int, int]] = []
+    for i in unique:
+        if runs and i == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], i)
+        else:
+            runs.append((i, i))
+    if len(runs) > 90:
+        first = read_frames(p, unique[: len(unique) // 2], pix_fmt=pix_fmt)
+        second = read_frames(p, unique[len(unique) // 2 :], pix_fmt=pix_fmt)
+        by_index = dict(zip(unique, first + second, strict=True))
+        return [by_index[i] for i in wanted]
+    expr = "+".join(f"eq(n,{a})" if a == b else f"between(n,{a},{b})" for a, b in runs)
     proc = run_ffmpeg(
         [
             *_alpha_decoder(p),

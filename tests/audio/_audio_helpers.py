@@ -7,9 +7,9 @@ import wave
 from pathlib import Path
 
 import numpy as np
-from notefall.common.audio._ffmpeg import ffmpeg_exe
 from notefall.common.song import CONTROL_DTYPE, NOTE_DTYPE, Song
 from notefall.common.timeline import Timeline
+from notefall.common.video.ffmpeg import ffmpeg_exe
 
 RATE = 48_000
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from _audio_helpers import RATE, click_track, encode, make_song, read_wav, rms, timeline, write_wav
 from notefall.common.audio import decode_audio, detect_onsets, prepare_audio
-from notefall.common.audio._ffmpeg import ffmpeg_exe
 from notefall.common.errors import AudioError, RenderCancelled
 from notefall.common.progress import CancelToken
 from notefall.common.settings import RenderSettings
+from notefall.common.video.ffmpeg import ffmpeg_exe
 
 CLICK = 1.0  # seconds into the recording
 SONG = make_song([(0.0, 0.5, 60)])

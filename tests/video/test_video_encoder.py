@@ -112,11 +112,10 @@ def test_audio_is_muxed(tmp_path, wav, fmt, codec, acodec):
     assert len(frame_timestamps(out)) == n
 
 
-def test_audio_without_frame_count_stops_with_video(tmp_path, wav):
-    out = _encode(tmp_path / "v.mp4", _settings("mp4", "h264", audio_bitrate=96), n=15, audio=wav)
-    assert len(frame_timestamps(out)) == 15
-    assert stream_duration(out, "a") == pytest.approx(0.5, abs=0.05)
-    assert probe(out).audio_codec == "aac"
+def test_audio_needs_the_frame_count_so_it_can_be_cut_exactly(tmp_path, wav):
+    with pytest.raises(ValueError, match="frame_count is required"):
+        Encoder(tmp_path / "v.mp4", _settings("mp4", "h264"), W, H, FPS, "yuv420p", wav)
+    assert not any(p.name.startswith(".v.") for p in tmp_path.iterdir())  # no FFmpeg started
 
 
 def test_cancel_midstream_leaves_nothing(tmp_path):
@@ -173,7 +172,7 @@ def test_corrupt_audio_raises_encoder_error(tmp_path_factory):
     bad.write_bytes(b"RIFF not really" * 64)
     out_dir = tmp_path_factory.mktemp("out")
     with pytest.raises(EncoderError, match="Invalid data"):
-        _encode(out_dir / "v.mp4", _settings("mp4", "h264"), audio=bad)
+        _encode(out_dir / "v.mp4", _settings("mp4", "h264"), audio=bad, frame_count=30)
     assert os.listdir(out_dir) == []
 
 
