@@ -14,8 +14,7 @@ $(STAMP): pyproject.toml requirements/base.txt requirements/dev.txt
 	$(PY) -m pip install --quiet --upgrade pip
 	# --no-deps: the lock is complete; it leaves out tinysoundfont's unused pyaudio.
 	$(PY) -m pip install --quiet --no-deps -r requirements/dev.txt
-	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e . || \
-		$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -196,3 +196,33 @@ def test_memory_stays_bounded_on_a_long_song():
         r.render(i)
     assert len(r.strip._cache) <= 3
     assert r.strip.chunks_drawn > 20
+
+
+def test_background_image_shows_behind_the_notes(tmp_path):
+    from PIL import Image
+
+    picture = tmp_path / "stage.png"
+    img = Image.new("RGB", (64, 36), (200, 40, 40))  # red quarters top-left, bottom-right
+    img.paste((40, 200, 40), (32, 0, 64, 18))  # green top-right
+    img.paste((40, 200, 40), (0, 18, 32, 36))  # green bottom-left
+    img.save(picture)
+    song = make_song([(0.0, 1.0, 60)])
+    r = renderer(song, background_image=str(picture), glow=False, particles=False)
+    rgb = r.render_at(0.1).to_rgb_array().astype(int)
+    y_top, y_low = r.layout.hit_y // 5, r.layout.hit_y * 4 // 5
+    assert rgb[y_top, 40, 0] > rgb[y_top, 40, 1] + 30  # red top-left
+    assert rgb[y_top, 600, 1] > rgb[y_top, 600, 0] + 30  # green top-right
+    assert rgb[y_low, 40, 1] > rgb[y_low, 40, 0] + 30  # green bottom-left
+    assert r.backdrop is None  # a checkerboard cannot split into B(x) + D(y): exact path
+
+
+def test_a_missing_or_broken_background_image_is_a_clear_input_error(tmp_path):
+    from notefall.common.errors import InputError
+
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image at all")
+    song = make_song([(0.0, 1.0, 60)])
+    with pytest.raises(InputError, match="cannot be used"):
+        renderer(song, background_image=str(broken))
+    with pytest.raises(InputError, match="not found"):
+        renderer(song, background_image=str(tmp_path / "missing.png"))
