@@ -32,7 +32,6 @@ class _Parser(argparse.ArgumentParser):
         )
 
 
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="notefall", description="Falling-notes piano videos from MIDI files.")
     parser.add_argument("--version", action="version", version=f"notefall {__version__}")

@@ -175,7 +175,13 @@ def _stream_frames(
             ready.put(frame)
             tracker.update(Stage.RENDERING, (n + 1) / total)
     finally:
-        ready.put(None) if thread.is_alive() else None
+        # Tell the writer to stop, without blocking on a full queue if it has died.
+        while thread.is_alive():
+            try:
+                ready.put(None, timeout=0.1)
+                break
+            except queue.Full:
+                continue
         thread.join()
     if failure:
         raise failure[0]

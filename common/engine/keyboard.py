@@ -43,8 +43,8 @@ class Keyboard:
         self.felt = hex_rgb(felt)
         self.height = layout.keyboard_height
         # The resting keyboard is opaque: copied, not blended, every frame.
-        self._pressed: dict[RGB, tuple[list[np.ndarray], list[np.ndarray]]] = {}
-        self.band = self._planes(self._draw_band(None, None))
+        self._pressed: dict[tuple[int, RGB], tuple[int, int, list[np.ndarray]]] = {}
+        self.band = self._planes(self._draw_slice(0, layout.width, {}))
 
     # Geometry ---------------------------------------------------------------------------
     def _key_box(self, pitch: int) -> tuple[float, float, float, float]:
@@ -135,27 +135,31 @@ class Keyboard:
         x1 = float(self.keys.key_x1[pitch])
         return max(0, even_floor(x0 - pad)), min(self.layout.width, even_ceil(x1 + pad))
 
-    def _draw_band(self, white: RGB | None, black: RGB | None) -> np.ndarray:
-        """The keyboard with every white key in ``white`` and every black key in ``black``
-        (None = at rest). Pressed keys are later copied out of such bands per frame."""
-        w, h = self.layout.width, self.height
-        buf = np.zeros((h, w, 4), np.float32)
+    def _draw_slice(self, c0: int, c1: int, pressed: dict[int, RGB]) -> np.ndarray:
+        """Columns [c0, c1) of the keyboard, keys in ``pressed`` shown in their colour.
+
+        Drawn in the same order as a real keyboard stacks: gaps, white keys, the black
+        keys' shadows, black keys, then the felt strip across the top.
+        """
+        h = self.height
+        buf = np.zeros((h, c1 - c0, 4), np.float32)
         buf[..., :3] = _GAP
         buf[..., 3] = 1.0
-        for pitch in self.keys.pitches():
-            if not is_black_key(pitch):
-                c0, c1 = self._columns(pitch)
-                self._paint_key(buf[:, c0:c1], pitch, c0, white)
-        for pitch in self.keys.pitches():
-            if is_black_key(pitch):
-                c0, c1 = self._columns(pitch, pad=8.0)
-                sub = buf[:, c0:c1]
-                # A soft shadow the black key throws onto the white keys below it.
-                x0, y0, x1, y1 = self._key_box(pitch)
-                sdf = rounded_rect_sdf(h, c1 - c0, x0 + 1 - c0, y0, x1 + 3 - c0, y1 + 4, 4)
-                shade = np.clip(1 - sdf / 6, 0, 1) * 0.35
-                sub[..., :3] *= 1 - shade[..., None]
-                self._paint_key(sub, pitch, c0, black)
+        for black in (False, True):
+            for pitch in self.keys.pitches():
+                if is_black_key(pitch) != black:
+                    continue
+                k0, k1 = self._columns(pitch, pad=8.0 if black else 4.0)
+                a, b = max(k0, c0), min(k1, c1)
+                if a >= b:
+                    continue
+                sub = buf[:, a - c0 : b - c0]
+                if black:
+                    # A soft shadow the black key throws onto the white keys below it.
+                    x0, y0, x1, y1 = self._key_box(pitch)
+                    sdf = rounded_rect_sdf(h, b - a, x0 + 1 - a, y0, x1 + 3 - a, y1 + 4, 4)
+                    sub[..., :3] *= 1 - (np.clip(1 - sdf / 6, 0, 1) * 0.35)[..., None]
+                self._paint_key(sub, pitch, a, pressed.get(pitch))
         self._paint_felt(buf)
         return buf
 
@@ -182,38 +186,37 @@ class Keyboard:
         sprite = Sprite.from_rgba(rgba, self.format)
         return [_opaque_plane(p, a) for p, a in zip(sprite.premul, sprite.a256, strict=True)]
 
-    def pressed_bands(self, color: RGB) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """(white keys pressed, black keys pressed) in ``color``, built once per colour."""
-        hit = self._pressed.get(color)
+    def pressed_key(self, pitch: int, color: RGB) -> tuple[int, int, list[np.ndarray]]:
+        """(x0, rows, planes) of ``pitch`` pressed in ``color``: a slice drawn once, then copied.
+
+        White keys are whole columns (the neighbouring black keys drawn at rest, so
+        pressed black keys are copied on top afterwards); black keys are rectangles
+        down to their front edge.
+        """
+        key = (pitch, color)
+        hit = self._pressed.get(key)
         if hit is None:
-            hit = (
-                self._planes(self._draw_band(color, None)),
-                self._planes(self._draw_band(None, color)),
-            )
-            self._pressed[color] = hit
+            if is_black_key(pitch):
+                c0, c1 = self._columns(pitch, pad=0.0)
+                rows = even_ceil(self.layout.felt_height + self.layout.black_height + 1)
+            else:
+                c0 = even_floor(float(self.keys.key_x0[pitch]))
+                c1 = even_ceil(float(self.keys.key_x1[pitch]))
+                rows = self.height
+            rgba = self._draw_slice(c0, c1, {pitch: color})[:rows]
+            hit = (c0, rows, self._planes(rgba))
+            self._pressed[key] = hit
         return hit
 
     def draw(self, frame: Frame, pressed: dict[int, RGB]) -> None:
-        """The keyboard at rest, then each pressed key copied from its colour's band.
-
-        Copies, not blends: white keys first as whole columns (their band shows the
-        black keys at rest), then pressed black keys as rectangles on top.
-        """
+        """The keyboard at rest, then each pressed key copied in (copies, not blends)."""
         y = self.layout.hit_y
         frame.copy_rows_from(self.band, y)
         for black in (False, True):
             for pitch, color in pressed.items():
-                if is_black_key(pitch) != black:
-                    continue
-                whites, blacks = self.pressed_bands(color)
-                if black:
-                    c0, c1 = self._columns(pitch, pad=0.0)
-                    rows = even_ceil(self.layout.felt_height + self.layout.black_height + 1)
-                    frame.copy_block_from(blacks, c0, c1, y, 0, rows)
-                else:
-                    x0 = even_floor(float(self.keys.key_x0[pitch]))
-                    x1 = even_ceil(float(self.keys.key_x1[pitch]))
-                    frame.copy_block_from(whites, x0, x1, y, 0, self.height)
+                if is_black_key(pitch) == black:
+                    x0, rows, planes = self.pressed_key(pitch, color)
+                    frame.copy_patch(planes, x0, y, rows)
 
 
 def _opaque_plane(premul: np.ndarray, a256: np.ndarray) -> np.ndarray:

@@ -225,14 +225,11 @@ class Frame:
         for plane, s, band in zip(self.planes, self.subsampling, src, strict=True):
             plane[y0 // s : y0 // s + band.shape[0]] = band
 
-    def copy_block_from(
-        self, src: list[np.ndarray], x0: int, x1: int, y: int, sy0: int, sy1: int
-    ) -> None:
-        """Copy columns [x0, x1) of rows [sy0, sy1) of full-width bands to frame row y + sy0."""
-        for plane, s, band in zip(self.planes, self.subsampling, src, strict=True):
-            a, b = x0 // s, (x1 + s - 1) // s
-            r0, r1 = sy0 // s, (sy1 + s - 1) // s
-            plane[y // s + r0 : y // s + r1, a:b] = band[r0:r1, a:b]
+    def copy_patch(self, src: list[np.ndarray], x: int, y: int, rows: int) -> None:
+        """Copy opaque planes (a patch ``rows`` high) to frame position (x, y), both even."""
+        for plane, s, patch in zip(self.planes, self.subsampling, src, strict=True):
+            h, w = (rows + s - 1) // s, patch.shape[1]
+            plane[y // s : y // s + h, x // s : x // s + w] = patch[:h]
 
     def blend(self, sprite: Sprite, x: int, y: int) -> None:
         """Alpha-blend a sprite with its top-left at (x, y); both even; clipped to the frame."""

@@ -207,17 +207,29 @@ class NoteStrip:
             else:
                 sdf = _rounded_box_sdf(xs[None, :], ys, x0, y_top, x1, y_bot, radius)
             region = buf[r_a:r_b, bx0:bx1]
-            if self.style.glow:
-                glow = np.where(sdf > 0, np.exp(-np.maximum(sdf, 0) * (3.0 / m)), 0.0) * 0.42
-                _over(region, color, np.broadcast_to(glow, region.shape[:2]).astype(np.float32))
+            cov = np.clip(0.5 - sdf, 0.0, 1.0)[..., None]  # (h|1, w, 1)
+            # A bright rim one and a half pixels wide gives the glassy edge.
+            rim = (np.clip(1.0 - np.abs(sdf + 1.0) / 1.2, 0, 1) * 0.55)[..., None]
             # Body: a little darker at the top, brightest where it meets the keys.
             t = (ys - y_top) / max(y_bot - y_top, 1.0)
             body = np.clip(color * (0.78 + 0.30 * np.clip(t, 0, 1))[..., None], 0, 1)  # (h, 1, 3)
-            # A bright rim one and a half pixels wide gives the glassy edge.
-            rim = (np.clip(1.0 - np.abs(sdf + 1.0) / 1.2, 0, 1) * 0.55)[..., None]
-            shaded = body * (1 - rim) + rim_color * rim
-            cov = np.clip(0.5 - sdf, 0.0, 1.0)
-            _over(region, shaded, np.broadcast_to(cov, region.shape[:2]))
+            # One premultiplied source per section (glow under body under rim), so
+            # each section costs a single composite; in the middle every factor but
+            # the body shade is a 1-D profile that broadcasts.
+            edge = rim_color * (rim * cov)  # (h|1, w, 3)
+            alpha = cov
+            if self.style.glow:
+                glow = (
+                    np.where(sdf > 0, np.exp(-np.maximum(sdf, 0) * (3.0 / m)), 0.0)[..., None]
+                    * 0.42
+                )
+                edge = edge + color * (glow * (1 - cov))
+                alpha = cov + glow * (1 - cov)
+            src = body * ((1 - rim) * cov) + edge
+            region[..., :3] *= 1 - alpha
+            region[..., :3] += src
+            region[..., 3:4] *= 1 - alpha
+            region[..., 3:4] += alpha
         if self.style.note_labels:
             self._label(buf[by0:by1, bx0:bx1], pitch, x0 - bx0, x1 - bx0, y_bot - by0, y_top - by0)
         return bx0, by0, bx1, by1
