@@ -131,7 +131,7 @@ _TABLE: dict[Codec, dict[QualityPreset, PresetRow]] = {
         _P.DRAFT: _x264("ultrafast", 26),
         # superfast at crf 23 measured sharper (SSIM 0.9983 vs 0.9977 against a
         # near-lossless render) and 28 % faster than veryfast at crf 20 on Notefall's
-        # own pictures, for about 1.6× the bitrate (see docs/benchmarks.md).
+        # own pictures, for about 1.6× the bitrate (docs/cli.md, "Quality presets").
         _P.STANDARD: _x264("superfast", 23),
         _P.HIGH: _x264("medium", 18),
         _P.MASTER: _x264("slow", 16),
