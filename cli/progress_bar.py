@@ -1,4 +1,4 @@
-"""The terminal progress bar for ``notefall render`` (tqdm on a terminal, quiet lines otherwise)."""
+"""The terminal progress bar for ``notefall render``: tqdm on a terminal, silent otherwise."""
 
 from __future__ import annotations
 
@@ -29,15 +29,14 @@ class ProgressBar:
                 file=self.stream,
                 unit="%",
                 leave=False,
-                bar_format="{desc:<20} {percentage:3.0f}%|{bar}| {postfix}",
+                bar_format="{desc:<30} {percentage:3.0f}%|{bar}|",
             )
         eta = (
             ""
             if ev.eta_seconds is None
-            else f"ETA {int(ev.eta_seconds // 60)}:{int(ev.eta_seconds % 60):02d}"
+            else f"  ETA {int(ev.eta_seconds // 60)}:{int(ev.eta_seconds % 60):02d}"
         )
-        self._bar.set_description_str(ev.stage.value, refresh=False)
-        self._bar.set_postfix_str(eta, refresh=False)
+        self._bar.set_description_str(f"{ev.stage.value}{eta}", refresh=False)
         self._bar.n = round(ev.overall_percent, 1)
         self._bar.refresh()
 
