@@ -1,4 +1,4 @@
-"""``notefall``: render, still, probe (see docs/cli.md).
+"""``notefall``: render, still, probe, serve (see docs/cli.md and docs/server.md).
 
 Exit codes: 0 done, 2 bad input (one-line message), 1 internal error, 130 cancelled.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import traceback
@@ -71,6 +72,19 @@ def build_parser() -> argparse.ArgumentParser:
     probe = sub.add_parser("probe", help="describe a MIDI file", description="Describe SONG.mid.")
     probe.add_argument("song", type=Path, metavar="SONG.mid")
     probe.add_argument("--json", action="store_true", help="machine-readable output")
+
+    serve = sub.add_parser(
+        "serve",
+        help="run the API server",
+        description="Run the Notefall API (settings from NOTEFALL_* variables; see docs/server.md).",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
+    serve.add_argument(
+        "--no-migrate",
+        action="store_true",
+        help="do not upgrade the database to the latest migration before starting",
+    )
     return parser
 
 
@@ -99,6 +113,28 @@ def _song_path(path: Path) -> Path:
     return path
 
 
+VIDEO_SUFFIXES = {".mp4": "mp4", ".m4v": "mp4", ".webm": "webm", ".mov": "mov"}
+
+
+def _video_format(args: argparse.Namespace) -> None:
+    """Take the container from the output's extension unless --format says otherwise."""
+    if args.output.is_dir():
+        raise InputError(f"{args.output} is a folder; give a file name inside it, e.g. song.mp4.")
+    suffix = args.output.suffix.lower()
+    if suffix not in VIDEO_SUFFIXES:
+        raise InputError(
+            f"The output name must end in .mp4, .webm or .mov (got '{args.output.name}')."
+        )
+    wanted = VIDEO_SUFFIXES[suffix]
+    given = getattr(args, "format", None)
+    if given is None:
+        args.format = wanted
+    elif given != wanted:
+        raise InputError(
+            f"--format {given} does not match the file name {args.output.name}; name it *.{given}."
+        )
+
+
 def _frames(text: str | None) -> tuple[int, int] | None:
     if text is None:
         return None
@@ -112,6 +148,7 @@ def _frames(text: str | None) -> tuple[int, int] | None:
 def cmd_render(args: argparse.Namespace) -> int:
     from notefall.common.pipeline import render_video
 
+    _video_format(args)
     settings = _settings(args)
     song = _song_path(args.song)
     cancel = CancelToken()
@@ -122,7 +159,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         result = render_video(
             song, args.output, settings, progress=bar, cancel=cancel, frames=_frames(args.frames)
         )
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, RenderCancelled):
         cancel.cancel()
         raise RenderCancelled("Cancelled; no file was written.") from None
     finally:
@@ -141,6 +178,8 @@ def cmd_render(args: argparse.Namespace) -> int:
 def cmd_still(args: argparse.Namespace) -> int:
     from notefall.common.pipeline import render_still
 
+    if args.output.suffix.lower() != ".png":
+        raise InputError(f"A still is a PNG image: name it *.png (got '{args.output.name}').")
     settings = _settings(args)
     out = render_still(_song_path(args.song), args.output, settings, args.at)
     print(out)
@@ -156,7 +195,20 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"render": cmd_render, "still": cmd_still, "probe": cmd_probe}
+def cmd_serve(args: argparse.Namespace) -> int:
+    # Imported here: the server packages are an extra, and only this command needs them.
+    try:
+        from notefall.server.serve import serve
+    except ImportError as exc:
+        raise InputError(
+            f"`notefall serve` needs the server packages ({exc.name} is missing): "
+            "pip install 'notefall[server]'"
+        ) from None
+    serve(args.host, args.port, migrate=not args.no_migrate)
+    return EXIT_OK
+
+
+COMMANDS = {"render": cmd_render, "still": cmd_still, "probe": cmd_probe, "serve": cmd_serve}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -171,8 +223,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"notefall: error: {exc.message}", file=sys.stderr)
         return EXIT_INPUT
     except KeyboardInterrupt:
-        print("notefall: cancelled", file=sys.stderr)
+        print("notefall: Cancelled; no file was written.", file=sys.stderr)
         return EXIT_CANCELLED
+    except BrokenPipeError:
+        # The reader went away (e.g. `notefall probe --json | head`): not an error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except (NotefallError, Exception) as exc:  # anything else is our bug, said in one line
         if args.debug:
             traceback.print_exc()

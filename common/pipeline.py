@@ -50,6 +50,23 @@ def load_song(source: Path | bytes | Song, name: str | None = None) -> Song:
     return read_song(source, name=name)
 
 
+def check_output(output: Path) -> None:
+    """Fail before any work when the output cannot be written where asked."""
+    if output.is_dir():
+        raise InputError(
+            f"{output} is a folder; give a file name inside it.", code="invalid_output"
+        )
+    if not output.parent.is_dir():
+        raise InputError(
+            f"The output folder {output.parent} does not exist.", code="invalid_output"
+        )
+
+
+def require_notes(song: Song) -> None:
+    if song.note_count == 0:
+        raise InputError("This MIDI file has no notes to show.", code="empty_song")
+
+
 def check_inputs(settings: RenderSettings) -> None:
     """Fail before any work when a file the settings name is missing."""
     labels = {
@@ -85,9 +102,12 @@ def render_video(
     tracker = ProgressTracker(progress)
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
+    output = Path(output)
     check_inputs(settings)
+    check_output(output)
     tracker.update(Stage.PARSING, 0.0)
     song = load_song(source, name)
+    require_notes(song)
     timeline = build_timeline(song, settings)
     first, last = frames if frames is not None else (0, timeline.frame_count)
     if not 0 <= first < last <= timeline.frame_count:
@@ -197,7 +217,9 @@ def render_still(
 ) -> Path:
     """One frame as PNG at ``at`` seconds of video time, from the same engine."""
     check_inputs(settings)
+    check_output(Path(output))
     song = load_song(source, name)
+    require_notes(song)
     image = still_image(song, settings, at)
     return save_png_atomically(image, Path(output))
 
@@ -215,10 +237,7 @@ def still_image(
 
 
 def save_png_atomically(image: Image.Image, output: Path) -> Path:
-    if not output.parent.is_dir():
-        raise InputError(
-            f"The output folder {output.parent} does not exist.", code="invalid_output"
-        )
+    check_output(output)
     fd, tmp = tempfile.mkstemp(prefix=f".{output.stem}.", suffix=".partial.png", dir=output.parent)
     try:
         with os.fdopen(fd, "wb") as fh:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .errors import SettingsError
 from .settings import RenderSettings
 from .song import Song
 
@@ -56,12 +57,17 @@ def build_timeline(song: Song, settings: RenderSettings) -> Timeline:
     first = float(song.notes["start"].min()) if song.note_count else 0.0
     last = song.duration
     if settings.start is not None:
+        if settings.start >= last:
+            raise SettingsError(
+                f"start {settings.start:g} s is after the song ends ({last:.1f} s)."
+            )
         song_from, lead_in = settings.start, 0.0
     else:
         song_from, lead_in = max(0.0, first), settings.lead_in
-    if settings.end is not None:
-        song_to, tail = min(settings.end, max(last, settings.end)), 0.0
+    if settings.end is not None and settings.end < last:
+        song_to, tail = settings.end, 0.0
     else:
+        # No end, or one past the music: stop where the music stops, with the tail.
         song_to, tail = max(last, song_from), settings.tail
     if song_to <= song_from and tail == 0 and lead_in == 0:
         song_to = song_from + 1.0 / settings.fps

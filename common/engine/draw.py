@@ -7,6 +7,7 @@ any resolution without supersampling.
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -70,15 +71,25 @@ def vertical_gradient(h: int, w: int, top: RGB, bottom: RGB) -> np.ndarray:
     return np.broadcast_to(a + (b - a) * t, (h, w, 3)).astype(np.float32)
 
 
-@lru_cache(maxsize=16)
-def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    """Pillow's bundled scalable font, so no system fonts are needed anywhere."""
-    return ImageFont.load_default(size=max(6, int(size)))
+_FONTS = Path(__file__).with_name("fonts")
 
 
-def text_mask(text: str, size: int, *, stroke: int = 0) -> np.ndarray:
+@lru_cache(maxsize=32)
+def font(size: int, bold: bool = False) -> ImageFont.FreeTypeFont:
+    """DejaVu Sans, bundled (Latin, Greek, Cyrillic and typographic punctuation), so
+    titles like "Étude — Dvořák" render the same on every machine."""
+    name = "DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf"
+    return ImageFont.truetype(str(_FONTS / name), max(6, int(size)))
+
+
+def text_width(text: str, size: int, bold: bool = False) -> int:
+    left, _, right, _ = font(size, bold).getbbox(text)
+    return int(right - left)
+
+
+def text_mask(text: str, size: int, *, stroke: int = 0, bold: bool = False) -> np.ndarray:
     """Anti-aliased coverage (float 0..1) of ``text`` tightly cropped."""
-    f = font(size)
+    f = font(size, bold)
     left, top, right, bottom = (int(v) for v in f.getbbox(text, stroke_width=stroke))
     w, h = max(1, right - left), max(1, bottom - top)
     img = Image.new("L", (w + 2, h + 2), 0)
@@ -86,6 +97,51 @@ def text_mask(text: str, size: int, *, stroke: int = 0) -> np.ndarray:
         (1 - left, 1 - top), text, fill=255, font=f, stroke_width=stroke, stroke_fill=255
     )
     return np.asarray(img, dtype=np.float32) / 255.0
+
+
+def _wrap(words: list[str], size: int, max_width: int, bold: bool) -> list[str]:
+    """Greedy word wrap; a single word wider than the line stays on its own line."""
+    lines: list[str] = []
+    for word in words:
+        if lines and text_width(f"{lines[-1]} {word}", size, bold) <= max_width:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return lines
+
+
+def fit_lines(
+    text: str,
+    size: int,
+    max_width: int,
+    *,
+    bold: bool = False,
+    min_share: float = 0.6,
+    max_lines: int = 2,
+) -> tuple[list[str], int]:
+    """Lines and font size that make ``text`` fit ``max_width``.
+
+    Tries one line, shrinking down to ``min_share`` of ``size``; then word-wraps into
+    up to ``max_lines`` lines at each size; as a last resort the smallest size is
+    used and the last line ends in an ellipsis.
+    """
+    words = text.split()
+    if not words:
+        return [], size
+    smallest = max(6, int(size * min_share))
+    sizes = list(range(int(size), smallest - 1, -2)) or [smallest]
+    for n_lines in range(1, max_lines + 1):
+        for s in sizes:
+            lines = _wrap(words, s, max_width, bold)
+            if len(lines) <= n_lines and all(text_width(x, s, bold) <= max_width for x in lines):
+                return lines, s
+    lines = _wrap(words, smallest, max_width, bold)
+    kept = lines[:max_lines]
+    last = kept[-1] if len(lines) == max_lines else " ".join(lines[max_lines - 1 :])
+    while len(last) > 1 and text_width(last + "…", smallest, bold) > max_width:
+        last = last[:-1].rstrip()
+    kept[-1] = last + "…"
+    return kept, smallest
 
 
 def gaussian_blob(h: int, w: int, sigma_x: float, sigma_y: float) -> np.ndarray:

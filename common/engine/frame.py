@@ -12,6 +12,7 @@ from PIL import Image
 from ..settings import RenderSettings
 from ..song import Song
 from ..timeline import Timeline, build_timeline
+from .draw import RGB, hex_rgb, mix
 from .effects import HitLine, KeyGlow, Particles
 from .index import IntervalIndex
 from .keyboard import Keyboard
@@ -26,7 +27,7 @@ from .overlays import (
 )
 from .planes import Frame, PixelFormat
 from .strip import NoteStrip, bar_times
-from .style import drawn_notes, note_color_keys, resolve_style
+from .style import Style, drawn_notes, note_color_keys, resolve_style
 
 
 class FrameRenderer:
@@ -54,6 +55,7 @@ class FrameRenderer:
         color_keys, colors = note_color_keys(notes, song, style)
         self.color_keys, self.colors = color_keys, colors
         self.color_array = np.asarray(colors, np.float32).reshape(-1, 3)
+        self.held_colors = [mix(c, (0.93, 0.93, 0.95), 0.6) for c in colors]
         # Strip pixels per song second: ``lookahead`` video seconds fill the note area.
         k = layout.hit_y / (settings.lookahead * settings.speed)
         sigs = [(ts.time, ts.numerator, ts.denominator) for ts in song.time_signatures]
@@ -87,9 +89,15 @@ class FrameRenderer:
         self.in_range = (notes["pitch"] >= keys.low) & (notes["pitch"] <= keys.high)
         self.pedals = song.pedals
         self.pedal = (
-            PedalIndicator(layout, fmt, style.palette[0]) if style.pedal_indicator else None
+            PedalIndicator(layout, fmt, style.palette[0], _quiet_color(style))
+            if style.pedal_indicator
+            else None
         )
-        self.progress = ProgressBar(layout, fmt, style.palette[0]) if style.progress_bar else None
+        self.progress = (
+            ProgressBar(layout, fmt, style.palette[0], style.background_top)
+            if style.progress_bar
+            else None
+        )
         self.title = None
         if settings.title_duration > 0 and (settings.title or settings.artist):
             self.title = TitleCard(
@@ -134,7 +142,18 @@ class FrameRenderer:
                     )
         if self.particles is not None:
             self._draw_particles(f, video_time, t)
-        self.keyboard.draw(f, {p: self.colors[int(self.color_keys[i])] for p, i in pressed.items()})
+        ends = self.notes["end"]
+        self.keyboard.draw(
+            f,
+            {
+                # A key only the pedal still holds is lit softly, so it never looks
+                # like a key being struck.
+                p: self.colors[int(self.color_keys[i])]
+                if ends[i] > t
+                else self.held_colors[int(self.color_keys[i])]
+                for p, i in pressed.items()
+            },
+        )
         if self.pedal is not None:
             self.pedal.draw(f, self._pedal_down(t))
         if self.progress is not None:
@@ -173,3 +192,11 @@ class FrameRenderer:
             raise ValueError("still_image needs an RGB renderer")
         arr = self.render_at(video_time).to_rgb_array()
         return Image.fromarray(arr, "RGBA" if self.format.has_alpha else "RGB")
+
+
+def _quiet_color(style: Style) -> RGB:
+    """A colour that reads on the theme's background without shouting: its guide colour,
+    pulled towards mid-grey on dark themes."""
+    guide = hex_rgb(style.theme.guide_color)
+    light = sum(style.background_top) / 3 > 0.5
+    return mix(guide, (0.35, 0.33, 0.3), 0.4) if light else mix(guide, (0.72, 0.72, 0.76), 0.5)

@@ -29,15 +29,13 @@ def fit_range(song: Song, drums_shown: bool) -> tuple[int, int]:
     if notes.shape[0] == 0:
         return 48, 84
     lo, hi = int(notes["pitch"].min()), int(notes["pitch"].max())
-    lo, hi = lo - 2, hi + 2
     if hi - lo < MIN_KEYS_SPAN:
         pad = (MIN_KEYS_SPAN - (hi - lo) + 1) // 2
         lo, hi = lo - pad, hi + pad
-    # Start on a C or F and end on an E or B so the keyboard's edges look natural.
-    while lo % 12 not in (0, 5) and lo > 0:
-        lo -= 1
-    while hi % 12 not in (4, 11) and hi < 127:
-        hi += 1
+    # One white key of air on each side, so the outermost notes never touch the edge
+    # and the music sits in the middle of the keyboard.
+    lo = _white_at_or_below(_white_at_or_below(lo) - 1)
+    hi = _white_at_or_above(_white_at_or_above(hi) + 1)
     # Stay on the real piano when the music does.
     if lo < 21 <= int(notes["pitch"].min()):
         lo = 21

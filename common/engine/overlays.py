@@ -6,7 +6,16 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from ..errors import InputError
-from .draw import RGB, coverage, even_floor, hex_rgb, rounded_rect_sdf, text_mask, vertical_gradient
+from .draw import (
+    RGB,
+    coverage,
+    even_floor,
+    fit_lines,
+    hex_rgb,
+    rounded_rect_sdf,
+    text_mask,
+    vertical_gradient,
+)
 from .layout import FrameLayout, KeyboardLayout
 from .planes import Frame, PixelFormat, Sprite, rgb_to_channels
 
@@ -128,9 +137,10 @@ def _load_image(path: str, w: int, h: int) -> np.ndarray:
 
 
 def _text_sprite(
-    lines: list[tuple[str, int, float]], fmt: PixelFormat, pad: int, backdrop: float
+    lines: list[tuple[str, int, float, bool]], fmt: PixelFormat, pad: int, backdrop: float
 ) -> Sprite:
-    masks = [(text_mask(t, size), op) for t, size, op in lines if t]
+    """White text lines (text, size, opacity, bold), centred, on an optional dark pill."""
+    masks = [(text_mask(t, size, bold=bold), op) for t, size, op, bold in lines if t]
     width = max(m.shape[1] for m, _ in masks) + 2 * pad
     gap = pad // 2
     height = sum(m.shape[0] for m, _ in masks) + gap * (len(masks) - 1) + 2 * pad
@@ -164,8 +174,13 @@ class TitleCard:
         self, layout: FrameLayout, fmt: PixelFormat, title: str, artist: str, duration: float
     ) -> None:
         s = layout.scale
-        lines = [(title, int(64 * s), 1.0), (artist, int(34 * s), 0.8)]
-        self.sprite = _text_sprite(lines, fmt, pad=max(8, int(40 * s)), backdrop=0.45)
+        pad = max(8, int(40 * s))
+        room = int(layout.width * 0.88) - 2 * pad  # long titles shrink, then wrap
+        title_lines, title_size = fit_lines(title, int(64 * s), room, bold=True, max_lines=3)
+        artist_lines, artist_size = fit_lines(artist, int(34 * s), room)
+        lines = [(t, title_size, 1.0, True) for t in title_lines if t]
+        lines += [(t, artist_size, 0.8, False) for t in artist_lines if t]
+        self.sprite = _text_sprite(lines, fmt, pad=pad, backdrop=0.45)
         self.x = even_floor((layout.width - self.sprite.width) / 2)
         self.y = even_floor(layout.hit_y * 0.42 - self.sprite.height / 2)
         self.duration = duration
@@ -194,7 +209,10 @@ class Watermark:
     def __init__(self, layout: FrameLayout, fmt: PixelFormat) -> None:
         s = layout.scale
         self.sprite = _text_sprite(
-            [("Made with Notefall", int(26 * s), 0.7)], fmt, pad=max(4, int(12 * s)), backdrop=0.3
+            [("Made with Notefall", int(26 * s), 0.7, False)],
+            fmt,
+            pad=max(4, int(12 * s)),
+            backdrop=0.3,
         )
         margin = int(24 * s)
         self.x = even_floor(layout.width - self.sprite.width - margin)
@@ -205,21 +223,24 @@ class Watermark:
 
 
 class PedalIndicator:
-    def __init__(self, layout: FrameLayout, fmt: PixelFormat, color: RGB) -> None:
+    def __init__(self, layout: FrameLayout, fmt: PixelFormat, color: RGB, quiet: RGB) -> None:
+        """``quiet``: the outline and text colour while the pedal is up (the theme's guides)."""
         s = layout.scale
         w, h = even_floor(120 * s) + 2, even_floor(40 * s) + 2
-        self.sprites = [self._pill(w, h, s, fmt, color, on) for on in (False, True)]
+        self.sprites = [self._pill(w, h, s, fmt, color, quiet, on) for on in (False, True)]
         margin = int(24 * s)
         self.x = even_floor(margin)
         self.y = even_floor(layout.top + margin)
 
     @staticmethod
-    def _pill(w: int, h: int, s: float, fmt: PixelFormat, color: RGB, on: bool) -> Sprite:
+    def _pill(
+        w: int, h: int, s: float, fmt: PixelFormat, color: RGB, quiet: RGB, on: bool
+    ) -> Sprite:
         rgba = np.zeros((h, w, 4), np.float32)
         sdf = rounded_rect_sdf(h, w, 1, 1, w - 1, h - 1, h / 2)
         fill = coverage(sdf)
         ring = np.clip(1 - np.abs(sdf + 1) / 1.2, 0, 1)
-        col = np.asarray(color if on else (0.6, 0.6, 0.65), np.float32)
+        col = np.asarray(color if on else quiet, np.float32)
         rgba[..., :3] = col
         rgba[..., 3] = np.clip(fill * (0.85 if on else 0.0) + ring * 0.8, 0, 1)
         text = text_mask("PEDAL", max(8, int(20 * s)))
@@ -227,7 +248,7 @@ class PedalIndicator:
         y0, x0 = (h - th) // 2, (w - tw) // 2
         if th <= h and tw <= w:
             region = rgba[y0 : y0 + th, x0 : x0 + tw]
-            ink = np.asarray((0.05, 0.05, 0.08) if on else (0.75, 0.75, 0.8), np.float32)
+            ink = np.asarray((0.05, 0.05, 0.08) if on else quiet, np.float32)
             region[..., :3] = region[..., :3] * (1 - text[..., None]) + ink * text[..., None]
             region[..., 3] = np.maximum(region[..., 3], text * 0.95)
         return Sprite.from_rgba(rgba, fmt)
@@ -237,13 +258,16 @@ class PedalIndicator:
 
 
 class ProgressBar:
-    def __init__(self, layout: FrameLayout, fmt: PixelFormat, color: RGB) -> None:
+    def __init__(self, layout: FrameLayout, fmt: PixelFormat, color: RGB, background: RGB) -> None:
         from .planes import color_code
 
         self.height = layout.progress_height
         self.width = layout.width
         rgb = tuple(int(c * 255) for c in color)
-        track = tuple(int(c * 255 * 0.22) for c in color)
+        # The unfilled track is the background tinted towards the bar's colour.
+        track = tuple(
+            int((b * 0.75 + c * 0.25) * 255) for b, c in zip(background, color, strict=True)
+        )
         alpha = (255,) if fmt.has_alpha else ()
         self.fill = (*color_code(rgb, fmt), *alpha)  # type: ignore[arg-type]
         self.track = (*color_code(track, fmt), *alpha)  # type: ignore[arg-type]

@@ -226,3 +226,40 @@ def test_a_missing_or_broken_background_image_is_a_clear_input_error(tmp_path):
         renderer(song, background_image=str(broken))
     with pytest.raises(InputError, match="not found"):
         renderer(song, background_image=str(tmp_path / "missing.png"))
+
+
+def test_titles_in_other_alphabets_render_real_letters():
+    from notefall.common.engine.draw import text_mask
+
+    missing = text_mask("\ue000", 40)  # a private-use character: the font's empty box
+    for text in ("É", "ř", "Ж", "—"):
+        mask = text_mask(text, 40)
+        assert mask.shape != missing.shape or not np.array_equal(mask, missing), text
+
+
+def test_a_long_title_is_wrapped_and_shrunk_to_fit_the_frame():
+    from notefall.common.engine.draw import fit_lines, text_width
+
+    long = "Gymnopédie No. 1 — Lent et douloureux, arranged for solo piano by a long name"
+    lines, size = fit_lines(long, 64, 600, bold=True, max_lines=3)
+    assert 1 < len(lines) <= 3 and size <= 64
+    assert all(text_width(line, size, bold=True) <= 600 for line in lines)
+    assert " ".join(lines).replace("…", "").split() == long.split()[: len(" ".join(lines).split())]
+    r = renderer(make_song([(4.0, 5.0, 60)]), resolution="360x640", title=long, artist="Érik Satie")
+    assert r.title is not None and r.title.sprite.width <= 360
+
+
+def test_a_key_held_only_by_the_pedal_is_lit_more_softly_than_a_struck_key():
+    song = make_song([(0.0, 0.4, 60), (0.0, 2.0, 64)], pedals=[(0.0, 2.0)])
+    r = renderer(song, glow=False, particles=False, color_mode="track")
+    t = r.timeline.video_time_of_song(1.0)  # C4 released (pedal holds it), E4 still down
+    rest = renderer(song, glow=False, particles=False, color_mode="track").render_at(0.01)
+    frame = r.render_at(t)
+    held = np.abs(key_pixel(r, 60, frame) - key_pixel(r, 60, rest)).sum()
+    struck = np.abs(key_pixel(r, 64, frame) - key_pixel(r, 64, rest)).sum()
+    assert 20 < held < struck
+
+
+def test_fit_range_leaves_one_key_of_air_on_each_side():
+    r = renderer(make_song([(0.0, 1.0, 36), (0.0, 1.0, 81)]))  # C2 .. A5
+    assert (r.keys.low, r.keys.high) == (35, 83)  # B1 .. B5
