@@ -8,12 +8,13 @@ DEMO_MIDI := common/examples/prelude_in_c.mid
 
 .PHONY: demo test bench lint install clean
 
-$(STAMP): pyproject.toml requirements/base.txt requirements/dev.txt
+$(STAMP): pyproject.toml requirements/base.txt requirements/dev.txt requirements/server.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Notefall needs Python 3.11 or newer"'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# --no-deps: the lock is complete; it leaves out tinysoundfont's unused pyaudio.
 	$(PY) -m pip install --quiet --no-deps -r requirements/dev.txt
+	$(PY) -m pip install --quiet --no-deps -r requirements/server.txt
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
@@ -26,10 +27,10 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy common cli
+	$(VENV)/bin/mypy common cli server
 
 test: lint
-	$(VENV)/bin/pytest -n 2 --dist loadgroup
+	$(VENV)/bin/pytest -n 2 --dist loadgroup -p tests.server.backends
 
 bench: $(STAMP)
 	$(PY) -m bench.run

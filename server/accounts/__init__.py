@@ -1,0 +1,1 @@
+"""Accounts: sign-up, email verification (sign-in, sessions and the rest follow)."""

@@ -1,0 +1,52 @@
+"""All SQL of the accounts domain."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from .models import EmailVerificationToken, User
+
+
+class AccountRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def user_by_email(self, email: str) -> User | None:
+        return self.session.scalar(select(User).where(User.email == email))
+
+    def user_by_id(self, user_id: uuid.UUID) -> User | None:
+        return self.session.get(User, user_id)
+
+    def add_user(self, user: User) -> bool:
+        """Insert ``user``; False (and nothing written) if its email is already taken."""
+        try:
+            # A savepoint: a concurrent sign-up with the same email loses only this insert.
+            with self.session.begin_nested():
+                self.session.add(user)
+        except IntegrityError:
+            return False
+        return True
+
+    def add_verification_token(self, token: EmailVerificationToken) -> None:
+        self.session.add(token)
+        self.session.flush()
+
+    def verification_token_by_hash(self, token_hash: str) -> EmailVerificationToken | None:
+        return self.session.scalar(
+            select(EmailVerificationToken).where(EmailVerificationToken.token_hash == token_hash)
+        )
+
+    def use_verification_token(self, token_id: uuid.UUID, now: datetime) -> bool:
+        """Mark the token used; False if another request used it first (single use)."""
+        result = self.session.execute(
+            update(EmailVerificationToken)
+            .where(EmailVerificationToken.id == token_id, EmailVerificationToken.used_at.is_(None))
+            .values(used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)

@@ -1,0 +1,123 @@
+"""Sign-up and email verification. Never commits: the request's session does, once."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from urllib.parse import quote
+
+from notefall.server.kit.db import after_commit
+from notefall.server.kit.mail import Outbox, compose
+from notefall.server.kit.models import utcnow
+from notefall.server.kit.security import hash_token, issue_token, token_is_signed
+from notefall.server.kit.settings import Settings
+from sqlalchemy.orm import Session
+
+from .errors import InvalidTokenError
+from .models import EmailVerificationToken, User
+from .passwords import check_password_strength, hash_password
+from .repository import AccountRepository
+from .schemas import SignupAccepted
+
+VERIFY_EMAIL_PURPOSE = "verify-email"
+VERIFICATION_TOKEN_LIFETIME = timedelta(hours=48)
+SIGNUP_ACCEPTED_DETAIL = "Check your inbox: we sent a link to confirm this email address."
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+class AccountService:
+    def __init__(self, session: Session, settings: Settings, outbox: Outbox) -> None:
+        self.session = session
+        self.settings = settings
+        self.outbox = outbox
+        self.accounts = AccountRepository(session)
+
+    def sign_up(self, email: str, password: str, name: str) -> SignupAccepted:
+        """Create an unverified account and mail a verification link.
+
+        An address that already has an account gets the same answer (no user enumeration)
+        and its owner is told by mail that someone tried; nothing is created.
+        """
+        email = normalize_email(email)
+        check_password_strength(password, email=email)
+        # Hashed before the lookup on both paths, so timing does not tell them apart.
+        password_hash = hash_password(password)
+        accepted = SignupAccepted(email=email, detail=SIGNUP_ACCEPTED_DETAIL)
+        existing = self.accounts.user_by_email(email)
+        if existing is None:
+            user = User(email=email, name=name, password_hash=password_hash)
+            if self.accounts.add_user(user):
+                self._send_verification(user)
+                return accepted
+            existing = self.accounts.user_by_email(email)  # lost a race with the same email
+            assert existing is not None
+        self._send_signup_attempt_notice(existing)
+        return accepted
+
+    def verify_email(self, token: str) -> User:
+        invalid = InvalidTokenError(
+            "This verification link is invalid, expired or already used; sign up again with "
+            "the same address to get a new one."
+        )
+        if not token_is_signed(self._secret, VERIFY_EMAIL_PURPOSE, token):
+            raise invalid
+        stored = self.accounts.verification_token_by_hash(hash_token(token))
+        now = utcnow()
+        if stored is None or stored.used_at is not None or stored.expires_at <= now:
+            raise invalid
+        if not self.accounts.use_verification_token(stored.id, now):
+            raise invalid
+        user = self.accounts.user_by_id(stored.user_id)
+        assert user is not None  # the foreign key cascades deletes to tokens
+        if user.email_verified_at is None:
+            user.email_verified_at = now
+        self.session.flush()
+        return user
+
+    @property
+    def _secret(self) -> str:
+        return self.settings.secret_key.get_secret_value()
+
+    def _verification_link(self, user: User) -> tuple[str, str]:
+        issued = issue_token(self._secret, VERIFY_EMAIL_PURPOSE)
+        self.accounts.add_verification_token(
+            EmailVerificationToken(
+                user_id=user.id,
+                token_hash=issued.token_hash,
+                expires_at=utcnow() + VERIFICATION_TOKEN_LIFETIME,
+            )
+        )
+        link = f"{self.settings.public_url}/verify-email?token={quote(issued.token)}"
+        return issued.token, link
+
+    def _send_verification(self, user: User) -> None:
+        token, link = self._verification_link(user)
+        hours = int(VERIFICATION_TOKEN_LIFETIME.total_seconds() // 3600)
+        body = (
+            f"Hello {user.name},\n\n"
+            f"Confirm your email address for Notefall by opening this link within {hours} hours:\n\n"
+            f"{link}\n\n"
+            f"Or send this token to POST /api/v1/auth/verify-email:\n\n{token}\n\n"
+            "If you did not sign up, ignore this message.\n"
+        )
+        self._mail(user.email, "Confirm your email address", body)
+
+    def _send_signup_attempt_notice(self, user: User) -> None:
+        body = (
+            f"Hello {user.name},\n\n"
+            "Someone tried to create a Notefall account with this email address, which already "
+            "has one. No new account was created.\n\n"
+            "If it was you, sign in with your existing password instead. If it was not, you do "
+            "not need to do anything.\n"
+        )
+        if user.email_verified_at is None:
+            # The owner may have lost the first mail; an unverified account needs a fresh link.
+            token, link = self._verification_link(user)
+            body += f"\nYour address is not confirmed yet; confirm it here:\n\n{link}\n\n{token}\n"
+        self._mail(user.email, "Someone tried to sign up with your email address", body)
+
+    def _mail(self, to: str, subject: str, body: str) -> None:
+        message = compose(to, subject, body)
+        after_commit(self.session, lambda: self.outbox.send(message))

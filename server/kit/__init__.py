@@ -1,0 +1,1 @@
+"""Plumbing every server domain shares: settings, database, errors, mail, tokens, the app."""

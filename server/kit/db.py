@@ -1,0 +1,104 @@
+"""Engine, sessions and the one-session-per-request dependency.
+
+The request's session commits once, after the endpoint returns and before the response is
+sent, or rolls back on any error. Services and repositories never commit; work that must
+only happen once the data is durable (mail, later job queues) is registered with
+``after_commit`` so a rolled-back request never mails a token that does not exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+_AFTER_COMMIT = "notefall_after_commit"
+
+
+def normalize_database_url(url: str) -> str:
+    """Use psycopg 3 for PostgreSQL URLs written the usual way (postgres:// or postgresql://)."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgres", "postgresql"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def create_database_engine(url: str) -> Engine:
+    url = normalize_database_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        # A bounded connect: /readyz must answer even when the database host is silent.
+        return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    # FastAPI runs sync endpoints in a thread pool, so a connection may change threads.
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    event.listen(engine, "connect", _sqlite_connect)
+    event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # pysqlite's own transaction handling emits no BEGIN before a SAVEPOINT, so releasing
+    # a savepoint would commit the whole request; SQLAlchemy's recipe: we emit BEGIN.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")  # off by default in SQLite
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers do not block the single writer
+    cursor.close()
+
+
+def _sqlite_begin(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN")
+
+
+class Database:
+    """One engine and its session factory, owned by the app."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = create_database_engine(url)
+        # expire_on_commit=False: response schemas are built from rows after the commit.
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def is_reachable(self) -> bool:
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except SQLAlchemyError:
+            return False
+        return True
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def after_commit(session: Session, action: Callable[[], object]) -> None:
+    """Run ``action`` once ``session`` has committed; dropped if it rolls back."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(action)
+
+
+def transaction(database: Database) -> Iterator[Session]:
+    """A session that commits once at the end (then runs after-commit actions) or rolls back."""
+    session = database.sessions()
+    try:
+        yield session
+        session.commit()
+        actions = session.info.pop(_AFTER_COMMIT, [])
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+    for action in actions:
+        action()
+
+
+def request_session(request: Request) -> Iterator[Session]:
+    """FastAPI dependency; use with ``Depends(request_session, scope="function")``."""
+    yield from transaction(request.app.state.database)

@@ -1,0 +1,151 @@
+"""Domain errors and their one mapping to ``application/problem+json`` (RFC 9457).
+
+Every error body has ``type``, ``title``, ``status``, ``detail`` and a stable ``code``
+that clients branch on; ``detail`` is for people and says what to do.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any, ClassVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger("notefall.server")
+
+
+def problem_type(code: str) -> str:
+    # A URN: stable and unique per code, with no promise of a page behind it.
+    return f"urn:notefall:problem:{code}"
+
+
+class ProblemError(Exception):
+    """Base of every error the API reports on purpose; subclasses fix status, code and title."""
+
+    status: ClassVar[int] = HTTPStatus.BAD_REQUEST
+    code: ClassVar[str] = "bad_request"
+    title: ClassVar[str] = "Bad request"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFoundError(ProblemError):
+    status = HTTPStatus.NOT_FOUND
+    code = "not_found"
+    title = "Not found"
+
+
+class ServiceUnavailableError(ProblemError):
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    code = "service_unavailable"
+    title = "Service unavailable"
+
+
+class _InvalidRequest(ProblemError):
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+    code = "invalid_request"
+    title = "Invalid request"
+
+
+class Problem(BaseModel):
+    """The error body, for the OpenAPI schema."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+
+
+def problem_responses(*errors: type[ProblemError]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for an endpoint that may raise ``errors`` (plus invalid bodies)."""
+    codes_by_status: dict[int, list[str]] = {}
+    documented: list[type[ProblemError]] = [*errors, _InvalidRequest]
+    for error in documented:
+        codes_by_status.setdefault(int(error.status), []).append(f"`{error.code}`: {error.title}")
+    return {
+        status: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": "; ".join(codes)}
+        for status, codes in codes_by_status.items()
+    }
+
+
+def problem_response(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
+    body = {
+        "type": problem_type(code),
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+async def _on_problem(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ProblemError)
+    return problem_response(exc.status, exc.code, exc.title, exc.detail)
+
+
+async def _on_invalid_request(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {
+            "field": ".".join(str(p) for p in error["loc"] if p != "body"),
+            "message": str(error["msg"]).removeprefix("Value error, "),
+        }
+        for error in exc.errors()
+    ]
+    fields = sorted({e["field"] for e in errors if e["field"]})
+    named = " and ".join([", ".join(fields[:-1]), fields[-1]] if len(fields) > 1 else fields)
+    return problem_response(
+        _InvalidRequest.status,
+        _InvalidRequest.code,
+        _InvalidRequest.title,
+        f"Fix {named or 'the request body'} and send the request again.",
+        errors=errors,
+    )
+
+
+_HTTP_CODES = {
+    HTTPStatus.NOT_FOUND: ("not_found", "There is nothing at this address."),
+    HTTPStatus.METHOD_NOT_ALLOWED: (
+        "method_not_allowed",
+        "This address does not take that method.",
+    ),
+}
+
+
+async def _on_http_error(_request: Request, exc: Exception) -> JSONResponse:
+    # Starlette raises these for unknown routes and wrong methods, before any endpoint runs.
+    assert isinstance(exc, StarletteHTTPException)
+    status = HTTPStatus(exc.status_code)
+    code, detail = _HTTP_CODES.get(status, (status.name.lower(), str(exc.detail)))
+    response = problem_response(status, code, status.phrase, detail)
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def _on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled error", exc_info=exc)
+    return problem_response(
+        HTTPStatus.INTERNAL_SERVER_ERROR,
+        "internal_error",
+        "Internal server error",
+        "Something went wrong on our side; try again, and tell us if it keeps happening.",
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ProblemError, _on_problem)
+    app.add_exception_handler(RequestValidationError, _on_invalid_request)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(Exception, _on_unexpected)

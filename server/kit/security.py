@@ -1,0 +1,46 @@
+"""Signed, single-purpose tokens sent to users by mail; only their hash is stored.
+
+A token is ``<random>.<signature>``: the HMAC lets the server turn away forged or
+mistyped tokens without touching the database, and binds the token to one purpose so
+a verification token can never serve as, say, a password-reset token.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str  # goes to the user, never stored
+    token_hash: str  # stored, looked up
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _signature(secret_key: str, purpose: str, nonce: str) -> str:
+    message = f"{purpose}:{nonce}".encode()
+    return _b64(hmac.new(secret_key.encode(), message, hashlib.sha256).digest())
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_token(secret_key: str, purpose: str) -> IssuedToken:
+    nonce = _b64(secrets.token_bytes(32))
+    token = f"{nonce}.{_signature(secret_key, purpose, nonce)}"
+    return IssuedToken(token=token, token_hash=hash_token(token))
+
+
+def token_is_signed(secret_key: str, purpose: str, token: str) -> bool:
+    nonce, dot, signature = token.partition(".")
+    if not dot or not nonce or not signature:
+        return False
+    return hmac.compare_digest(signature, _signature(secret_key, purpose, nonce))

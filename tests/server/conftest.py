@@ -1,0 +1,141 @@
+"""Server test fixtures: every database test runs on SQLite and, when reachable, PostgreSQL.
+
+The backend list is settled once, at collection time, by a quick connection probe
+(tests/server/backends.py, which also prints the backends in the run's header). On CI
+(``CI`` set) an unreachable PostgreSQL stops the run instead of quietly testing SQLite alone.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+import uuid
+import warnings
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+
+import psycopg
+import pytest
+from notefall.server.kit.app import create_app
+from notefall.server.kit.settings import Environment, Settings, load_settings
+from notefall.server.migrations import upgrade_to_head
+from psycopg import sql
+
+from .backends import (
+    BACKENDS,
+    POSTGRES_DATABASE,
+    POSTGRES_HOST,
+    POSTGRES_PORT,
+    POSTGRES_UNREACHABLE,
+    POSTGRES_USER,
+)
+
+with warnings.catch_warnings():
+    # Starlette 1.x nudges towards httpx2; httpx is still what its TestClient runs on.
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+    from fastapi.testclient import TestClient
+
+TEST_SECRET_KEY = "test-secret-key-" + "x" * 40
+
+if os.environ.get("CI") and not POSTGRES_USER:
+    raise pytest.UsageError(
+        f"CI must test the server on PostgreSQL, which is not reachable: {POSTGRES_UNREACHABLE}"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "database_url" in metafunc.fixturenames:
+        metafunc.parametrize("database_url", BACKENDS, indirect=True)
+
+
+def _admin_url(database: str) -> str:
+    return f"postgresql://{POSTGRES_USER}@{POSTGRES_HOST}:{POSTGRES_PORT}/{database}"
+
+
+@pytest.fixture(scope="session")
+def postgres_scratch_database() -> Iterator[str]:
+    """A uniquely named database for this test process, dropped at the end."""
+    name = f"notefall_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(_admin_url(POSTGRES_DATABASE), autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield _admin_url(name)
+    finally:
+        with psycopg.connect(_admin_url(POSTGRES_DATABASE), autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database on the backend this test instance was given."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'notefall.db'}"
+    url: str = request.getfixturevalue("postgres_scratch_database")
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("DROP SCHEMA public CASCADE")
+        connection.execute("CREATE SCHEMA public")
+    return url
+
+
+@pytest.fixture
+def migrated_url(database_url: str) -> str:
+    upgrade_to_head(database_url)
+    return database_url
+
+
+@pytest.fixture(autouse=True)
+def _no_notefall_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The developer's own NOTEFALL_* variables must not leak into server tests.
+    for name in list(os.environ):
+        if name.startswith("NOTEFALL_"):
+            monkeypatch.delenv(name)
+
+
+def make_settings(data_dir: Path, database_url: str, **overrides: object) -> Settings:
+    return load_settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        environment=Environment.TEST,
+        secret_key=TEST_SECRET_KEY,
+        public_url="http://notefall.test",
+        **overrides,
+    )
+
+
+@pytest.fixture
+def settings(tmp_path: Path, migrated_url: str) -> Settings:
+    return make_settings(tmp_path / "data", migrated_url)
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+def outbox_messages(settings: Settings) -> list[EmailMessage]:
+    """Messages in the outbox, oldest first."""
+    messages = []
+    for path in sorted(settings.outbox_dir.glob("*.eml")):
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        messages.append(message)
+    return messages
+
+
+def body_of(message: EmailMessage) -> str:
+    part = message.get_body(("plain",))
+    assert part is not None
+    return str(part.get_content())
+
+
+def token_in(message: EmailMessage) -> str:
+    """The verification token a mail carries (its last line that looks like one)."""
+    lines = [line for line in body_of(message).splitlines() if "." in line and " " not in line]
+    tokens = [line for line in lines if not line.startswith("http")]
+    assert tokens, body_of(message)
+    return tokens[-1]

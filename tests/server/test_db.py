@@ -1,0 +1,87 @@
+"""One transaction per request: commit once at the end, or roll back; mail only after commit."""
+
+from pathlib import Path
+
+import pytest
+from notefall.server.accounts.models import User
+from notefall.server.kit.db import Database, after_commit, normalize_database_url, transaction
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+
+def _user(email: str) -> User:
+    return User(email=email, name="Ada", password_hash="x")
+
+
+def _count_users(database: Database) -> int:
+    with database.sessions() as session:
+        return session.scalar(select(func.count()).select_from(User)) or 0
+
+
+def test_postgres_urls_use_psycopg_3():
+    assert normalize_database_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalize_database_url("postgres://u:p@h/db") == "postgresql+psycopg://u:p@h/db"
+    assert normalize_database_url("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"
+
+
+def test_the_sqlite_folder_is_created(tmp_path: Path):
+    database = Database(f"sqlite:///{tmp_path / 'new' / 'folder' / 'notefall.db'}")
+    assert database.is_reachable()
+    database.dispose()
+    assert (tmp_path / "new" / "folder" / "notefall.db").exists()
+
+
+def test_a_transaction_commits_at_the_end_then_runs_after_commit_actions(migrated_url: str):
+    database = Database(migrated_url)
+    seen: list[int] = []
+    sessions = transaction(database)
+    session = next(sessions)
+    session.add(_user("ada@example.com"))
+    after_commit(session, lambda: seen.append(_count_users(database)))
+    session.flush()
+    assert seen == []
+    with pytest.raises(StopIteration):
+        next(sessions)
+    assert seen == [1]  # the action saw the committed row
+    database.dispose()
+
+
+def test_a_failed_transaction_rolls_back_and_drops_after_commit_actions(migrated_url: str):
+    database = Database(migrated_url)
+    seen: list[str] = []
+    sessions = transaction(database)
+    session = next(sessions)
+    session.add(_user("ada@example.com"))
+    session.flush()
+    after_commit(session, lambda: seen.append("sent"))
+    with pytest.raises(RuntimeError):
+        sessions.throw(RuntimeError("the request failed"))
+    assert seen == [] and _count_users(database) == 0
+    database.dispose()
+
+
+def test_emails_are_unique_and_stored_lower_case_by_the_database(migrated_url: str):
+    database = Database(migrated_url)
+    with database.sessions() as session:
+        session.add(_user("Ada@Example.com"))
+        with pytest.raises(IntegrityError):
+            session.flush()
+    with database.sessions() as session:
+        session.add(_user("ada@example.com"))
+        session.commit()
+        session.add(_user("ada@example.com"))
+        with pytest.raises(IntegrityError):
+            session.flush()
+    database.dispose()
+
+
+def test_datetimes_come_back_aware_in_utc(migrated_url: str):
+    database = Database(migrated_url)
+    with database.sessions() as session:
+        session.add(_user("ada@example.com"))
+        session.commit()
+    with database.sessions() as session:
+        user = session.scalars(select(User)).one()
+        assert user.created_at.utcoffset() is not None
+        assert user.created_at.utcoffset().total_seconds() == 0
+    database.dispose()
