@@ -1,6 +1,6 @@
 """Every model, imported so ``Base.metadata`` is complete (Alembic and tests read it here)."""
 
-from notefall.server.accounts.models import EmailVerificationToken, User
+from notefall.server.accounts.models import AuthSession, EmailVerificationToken, RefreshToken, User
 from notefall.server.kit.models import Base
 
-__all__ = ["Base", "EmailVerificationToken", "User"]
+__all__ = ["AuthSession", "Base", "EmailVerificationToken", "RefreshToken", "User"]

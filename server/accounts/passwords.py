@@ -45,6 +45,23 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+def password_needs_rehash(password_hash: str) -> bool:
+    """True when the hash was made with other parameters than today's (rehash on sign-in)."""
+    try:
+        return _hasher.check_needs_rehash(password_hash)
+    except InvalidHashError:
+        return True
+
+
+# Made at import, not on first use: the first unknown email must not pay for a hash too.
+_DUMMY_HASH = _hasher.hash("no account has this password; it only spends the time")
+
+
+def spend_verify_time(password: str) -> None:
+    """Verify against a throwaway hash, so an unknown email costs as long as a known one."""
+    verify_password(_DUMMY_HASH, password)
+
+
 def verify_password(password_hash: str, password: str) -> bool:
     try:
         return _hasher.verify(password_hash, password)

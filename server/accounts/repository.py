@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from .models import EmailVerificationToken, User
+from .models import AuthSession, EmailVerificationToken, RefreshToken, User
 
 
 class AccountRepository:
@@ -46,6 +46,58 @@ class AccountRepository:
         result = self.session.execute(
             update(EmailVerificationToken)
             .where(EmailVerificationToken.id == token_id, EmailVerificationToken.used_at.is_(None))
+            .values(used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    def add_session(self, auth_session: AuthSession) -> None:
+        self.session.add(auth_session)
+        self.session.flush()
+
+    def active_session(self, session_id: uuid.UUID) -> AuthSession | None:
+        return self.session.scalar(
+            select(AuthSession).where(
+                AuthSession.id == session_id, AuthSession.revoked_at.is_(None)
+            )
+        )
+
+    def active_sessions_of(self, user_id: uuid.UUID) -> list[AuthSession]:
+        return list(
+            self.session.scalars(
+                select(AuthSession)
+                .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+                .order_by(AuthSession.created_at.desc(), AuthSession.id)
+            )
+        )
+
+    def revoke_session(self, session_id: uuid.UUID, now: datetime) -> bool:
+        """Revoke the session; False if it was already revoked."""
+        result = self.session.execute(
+            update(AuthSession)
+            .where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
+            .values(revoked_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    def add_refresh_token(self, token: RefreshToken) -> None:
+        self.session.add(token)
+        self.session.flush()
+
+    def refresh_token_by_hash(self, token_hash: str) -> tuple[RefreshToken, AuthSession] | None:
+        row = self.session.execute(
+            select(RefreshToken, AuthSession)
+            .join(AuthSession, AuthSession.refresh_family_id == RefreshToken.family_id)
+            .where(RefreshToken.token_hash == token_hash)
+        ).one_or_none()
+        return None if row is None else (row[0], row[1])
+
+    def use_refresh_token(self, token_id: uuid.UUID, now: datetime) -> bool:
+        """Mark the token used; False if it already was (by this or a concurrent request)."""
+        result = self.session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.id == token_id, RefreshToken.used_at.is_(None))
             .values(used_at=now)
             .execution_options(synchronize_session=False)
         )

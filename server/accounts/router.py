@@ -1,32 +1,69 @@
-"""HTTP endpoints of the accounts domain, under /api/v1/auth."""
+"""HTTP endpoints of the accounts domain: /api/v1/auth and /api/v1/me."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Depends, Form, Request, Response, status
+from fastapi.security import OAuth2PasswordBearer
 from notefall.server.kit.db import request_session
-from notefall.server.kit.errors import problem_responses
+from notefall.server.kit.errors import NotFoundError, problem_responses
 from notefall.server.kit.mail import Outbox
 from notefall.server.kit.settings import Settings
 from sqlalchemy.orm import Session
 
-from .errors import InvalidTokenError, WeakPasswordError
-from .schemas import EmailVerified, SignupAccepted, SignupRequest, VerifyEmailRequest
+from .errors import (
+    EmailNotVerifiedError,
+    InvalidAccessTokenError,
+    InvalidGrantError,
+    InvalidTokenError,
+    RefreshTokenReusedError,
+    WeakPasswordError,
+)
+from .schemas import (
+    EmailVerified,
+    Profile,
+    SessionInfo,
+    SignupAccepted,
+    SignupRequest,
+    TokenRequest,
+    TokenResponse,
+    VerifyEmailRequest,
+)
 from .service import AccountService
+from .sign_in import Authenticated, Device, IssuedTokens, SignInService
 
 router = APIRouter(prefix="/auth", tags=["auth"])
+me_router = APIRouter(
+    prefix="/me", tags=["account"], responses=problem_responses(InvalidAccessTokenError)
+)
+
+RequestSession = Annotated[Session, Depends(request_session, scope="function")]
+# Documents the bearer scheme (and the Authorize button of /docs); the check is ours.
+bearer_token = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
 
-def account_service(
-    request: Request,
-    session: Annotated[Session, Depends(request_session, scope="function")],
-) -> AccountService:
+def account_service(request: Request, session: RequestSession) -> AccountService:
     settings: Settings = request.app.state.settings
     return AccountService(session, settings, Outbox(settings.outbox_dir))
 
 
+def sign_in_service(request: Request, session: RequestSession) -> SignInService:
+    return SignInService(session, request.app.state.settings, request.app.state.clock)
+
+
 Service = Annotated[AccountService, Depends(account_service)]
+SignIn = Annotated[SignInService, Depends(sign_in_service)]
+
+
+def authenticated(
+    service: SignIn, token: Annotated[str | None, Depends(bearer_token)]
+) -> Authenticated:
+    return service.authenticate(token)
+
+
+Current = Annotated[Authenticated, Depends(authenticated)]
 
 
 @router.post(
@@ -48,3 +85,78 @@ def signup(body: SignupRequest, service: Service) -> SignupAccepted:
 def verify_email(body: VerifyEmailRequest, service: Service) -> EmailVerified:
     user = service.verify_email(body.token)
     return EmailVerified(email=user.email)
+
+
+@router.post(
+    "/token",
+    responses=problem_responses(InvalidGrantError, EmailNotVerifiedError, RefreshTokenReusedError),
+    summary="Sign in (grant_type=password) or refresh (grant_type=refresh_token)",
+)
+def token(
+    body: Annotated[TokenRequest, Form()], request: Request, response: Response, service: SignIn
+) -> TokenResponse:
+    """An OAuth2 token endpoint. Each refresh returns a new refresh token and retires the old
+    one; presenting a retired one again ends the whole session."""
+    issued: IssuedTokens
+    if body.grant_type == "password":
+        assert body.username is not None and body.password is not None  # the schema checks
+        device = Device(
+            user_agent=request.headers.get("user-agent"),
+            ip=request.client.host if request.client else None,
+        )
+        issued = service.sign_in_with_password(body.username, body.password, device)
+    else:
+        assert body.refresh_token is not None
+        issued = service.refresh(body.refresh_token)
+    response.headers["Cache-Control"] = "no-store"  # RFC 6749 §5.1
+    return TokenResponse(
+        access_token=issued.access_token,
+        refresh_token=issued.refresh_token,
+        expires_in=issued.expires_in,
+    )
+
+
+@router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(InvalidAccessTokenError),
+    summary="Sign out: end this session and every token it issued",
+)
+def logout(current: Current, service: SignIn) -> None:
+    service.sign_out(current.session)
+
+
+@me_router.get("", summary="Your profile")
+def me(current: Current) -> Profile:
+    user = current.user
+    return Profile(
+        id=user.id,
+        email=user.email,
+        name=user.name,
+        email_verified=user.email_verified_at is not None,
+    )
+
+
+@me_router.get("/sessions", summary="Where you are signed in")
+def my_sessions(current: Current, service: SignIn) -> list[SessionInfo]:
+    return [
+        SessionInfo(
+            id=s.id,
+            created_at=s.created_at,
+            last_seen_at=s.last_seen_at,
+            user_agent=s.user_agent,
+            ip=s.ip,
+            current=s.id == current.session.id,
+        )
+        for s in service.sessions_of(current.user)
+    ]
+
+
+@me_router.delete(
+    "/sessions/{session_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(NotFoundError),
+    summary="End one of your sessions (this one included)",
+)
+def end_session(session_id: uuid.UUID, current: Current, service: SignIn) -> None:
+    service.end_session(current.user, session_id)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .passwords import MAX_PASSWORD_LENGTH
 
@@ -50,3 +54,50 @@ class VerifyEmailRequest(BaseModel):
 class EmailVerified(BaseModel):
     email: str
     email_verified: bool = True
+
+
+class TokenRequest(BaseModel):
+    """The OAuth2 token request (RFC 6749), sent as a form."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    grant_type: Literal["password", "refresh_token"]
+    username: str | None = Field(default=None, max_length=320, description="The email address")
+    password: str | None = Field(default=None, max_length=MAX_PASSWORD_LENGTH)
+    refresh_token: str | None = Field(default=None, max_length=200)
+    # OAuth2 clients (the Authorize dialog of /docs among them) may send these; Notefall
+    # has one scope and only public clients, so they are accepted and ignored.
+    scope: str = Field(default="", max_length=200)
+    client_id: str | None = Field(default=None, max_length=200)
+    client_secret: str | None = Field(default=None, max_length=200)
+
+    @model_validator(mode="after")
+    def _fields_of_the_grant(self) -> TokenRequest:
+        needed = ["username", "password"] if self.grant_type == "password" else ["refresh_token"]
+        missing = [name for name in needed if not getattr(self, name)]
+        if missing:
+            raise ValueError(f"grant_type={self.grant_type} needs {' and '.join(missing)}")
+        return self
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int = Field(description="Seconds until the access token expires")
+
+
+class Profile(BaseModel):
+    id: uuid.UUID
+    email: str
+    name: str
+    email_verified: bool
+
+
+class SessionInfo(BaseModel):
+    id: uuid.UUID
+    created_at: datetime
+    last_seen_at: datetime
+    user_agent: str | None
+    ip: str | None
+    current: bool = Field(description="True for the session making this request")

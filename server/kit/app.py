@@ -7,10 +7,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from notefall.common import __version__
+from notefall.server.accounts.router import me_router
 from notefall.server.accounts.router import router as accounts_router
 
 from .db import Database
 from .errors import ServiceUnavailableError, install_error_handlers, problem_responses
+from .models import utcnow
 from .settings import Settings
 
 API_PREFIX = "/api/v1"
@@ -38,8 +40,11 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.database = database
+    # What 'now' is for tokens and sessions; tests replace it instead of sleeping.
+    app.state.clock = utcnow
     install_error_handlers(app)
     app.include_router(accounts_router, prefix=API_PREFIX)
+    app.include_router(me_router, prefix=API_PREFIX)
 
     @app.get("/healthz", tags=["operations"], summary="The process is alive")
     def healthz() -> dict[str, str]:

@@ -1,7 +1,9 @@
 """Engine, sessions and the one-session-per-request dependency.
 
 The request's session commits once, after the endpoint returns and before the response is
-sent, or rolls back on any error. Services and repositories never commit; work that must
+sent, or rolls back on any error, except a ``ProblemError`` marked ``keeps_changes`` (a
+reused refresh token revokes its session, then is refused), which commits first; its
+after-commit actions are dropped. Services and repositories never commit; work that must
 only happen once the data is durable (mail, later job queues) is registered with
 ``after_commit`` so a rolled-back request never mails a token that does not exist.
 """
@@ -17,6 +19,8 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+
+from .errors import ProblemError
 
 _AFTER_COMMIT = "notefall_after_commit"
 
@@ -90,6 +94,12 @@ def transaction(database: Database) -> Iterator[Session]:
         yield session
         session.commit()
         actions = session.info.pop(_AFTER_COMMIT, [])
+    except ProblemError as error:
+        if error.keeps_changes:
+            session.commit()
+        else:
+            session.rollback()
+        raise
     except BaseException:
         session.rollback()
         raise

@@ -31,6 +31,11 @@ class ProblemError(Exception):
     status: ClassVar[int] = HTTPStatus.BAD_REQUEST
     code: ClassVar[str] = "bad_request"
     title: ClassVar[str] = "Bad request"
+    # Extra response headers, e.g. WWW-Authenticate on a 401.
+    headers: ClassVar[dict[str, str]] = {}
+    # True for errors that must not undo what led to them (a reused refresh token revokes
+    # its session): the request's changes are committed before the error is answered.
+    keeps_changes: ClassVar[bool] = False
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -91,7 +96,9 @@ def problem_response(status: int, code: str, title: str, detail: str, **extra: A
 
 async def _on_problem(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ProblemError)
-    return problem_response(exc.status, exc.code, exc.title, exc.detail)
+    response = problem_response(exc.status, exc.code, exc.title, exc.detail)
+    response.headers.update(exc.headers)
+    return response
 
 
 async def _on_invalid_request(_request: Request, exc: Exception) -> JSONResponse:

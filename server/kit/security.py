@@ -1,4 +1,5 @@
-"""Signed, single-purpose tokens sent to users by mail; only their hash is stored.
+"""Signed, single-purpose tokens: mail and refresh tokens (only their hash is stored) and
+short-lived access tokens.
 
 A token is ``<random>.<signature>``: the HMAC lets the server turn away forged or
 mistyped tokens without touching the database, and binds the token to one purpose so
@@ -11,7 +12,9 @@ import base64
 import hashlib
 import hmac
 import secrets
+import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 
 @dataclass(frozen=True)
@@ -44,3 +47,32 @@ def token_is_signed(secret_key: str, purpose: str, token: str) -> bool:
     if not dot or not nonce or not signature:
         return False
     return hmac.compare_digest(signature, _signature(secret_key, purpose, nonce))
+
+
+ACCESS_PURPOSE = "access"
+
+
+def issue_access_token(secret_key: str, session_id: uuid.UUID, expires_at: datetime) -> str:
+    """``<session id>.<expiry, unix seconds>.<HMAC>``: bound to one session, short-lived.
+
+    It names the session rather than the user, so the server checks the session on every
+    request and revoking it ends the token at once, before it expires.
+    """
+    payload = f"{session_id.hex}.{int(expires_at.timestamp())}"
+    return f"{payload}.{_signature(secret_key, ACCESS_PURPOSE, payload)}"
+
+
+def read_access_token(secret_key: str, token: str, now: datetime) -> uuid.UUID | None:
+    """The session id of a genuine, unexpired access token; None for anything else."""
+    payload, dot, signature = token.rpartition(".")
+    if not dot or not hmac.compare_digest(
+        signature, _signature(secret_key, ACCESS_PURPOSE, payload)
+    ):
+        return None
+    session_hex, _, expiry = payload.partition(".")
+    try:
+        session_id = uuid.UUID(hex=session_hex)
+        expires = int(expiry)
+    except ValueError:
+        return None
+    return session_id if now.timestamp() < expires else None

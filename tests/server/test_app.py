@@ -97,3 +97,19 @@ def test_openapi_documents_the_routes_and_their_problems(client: TestClient):
     assert PROBLEM_JSON in signup["422"]["content"]
     assert "weak_password" in signup["422"]["description"]
     assert "invalid_request" in signup["422"]["description"]
+
+
+def test_openapi_documents_sign_in_and_the_bearer_scheme(client: TestClient):
+    schema = client.get("/openapi.json").json()
+    paths = schema["paths"]
+    token = paths["/api/v1/auth/token"]["post"]
+    assert "application/x-www-form-urlencoded" in token["requestBody"]["content"]
+    assert "invalid_grant" in token["responses"]["400"]["description"]
+    assert "refresh_token_reused" in token["responses"]["400"]["description"]
+    [scheme] = schema["components"]["securitySchemes"].values()
+    assert scheme["flows"]["password"]["tokenUrl"] == "/api/v1/auth/token"
+    assert paths["/api/v1/me"]["get"]["security"]
+    assert (
+        "invalid_access_token"
+        in paths["/api/v1/me/sessions"]["get"]["responses"]["401"]["description"]
+    )

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from notefall.server.accounts.models import User
 from notefall.server.kit.db import Database, after_commit, normalize_database_url, transaction
+from notefall.server.kit.errors import ProblemError
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -57,6 +58,27 @@ def test_a_failed_transaction_rolls_back_and_drops_after_commit_actions(migrated
     with pytest.raises(RuntimeError):
         sessions.throw(RuntimeError("the request failed"))
     assert seen == [] and _count_users(database) == 0
+    database.dispose()
+
+
+class _RecordedRefusal(ProblemError):
+    keeps_changes = True
+
+
+@pytest.mark.parametrize(("error", "kept"), [(ProblemError, 0), (_RecordedRefusal, 1)])
+def test_only_errors_that_keep_changes_commit_them(
+    migrated_url: str, error: type[ProblemError], kept: int
+):
+    # A reused refresh token revokes its session and is then answered with an error; the
+    # revocation must survive the error.
+    database = Database(migrated_url)
+    sessions = transaction(database)
+    session = next(sessions)
+    session.add(_user("ada@example.com"))
+    session.flush()
+    with pytest.raises(error):
+        sessions.throw(error("refused"))
+    assert _count_users(database) == kept
     database.dispose()
 
 

@@ -1,12 +1,14 @@
 """Password rules and argon2id hashing."""
 
 import pytest
+from argon2 import PasswordHasher
 from notefall.server.accounts.errors import WeakPasswordError
 from notefall.server.accounts.passwords import (
     MIN_PASSWORD_LENGTH,
     check_password_strength,
     common_passwords,
     hash_password,
+    password_needs_rehash,
     verify_password,
 )
 
@@ -44,3 +46,10 @@ def test_the_common_password_list_is_lower_case_and_only_what_length_does_not_ca
     passwords = common_passwords()
     assert len(passwords) > 1000
     assert all(p == p.lower() and len(p) >= MIN_PASSWORD_LENGTH for p in passwords)
+
+
+def test_hashes_with_other_parameters_need_rehashing():
+    assert not password_needs_rehash(hash_password("a piano in the attic"))
+    weaker = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1)
+    assert password_needs_rehash(weaker.hash("a piano in the attic"))
+    assert password_needs_rehash("not a hash")

@@ -1,6 +1,15 @@
 """Signed mail tokens: only the holder of the secret can make one, for one purpose."""
 
-from notefall.server.kit.security import hash_token, issue_token, token_is_signed
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from notefall.server.kit.security import (
+    hash_token,
+    issue_access_token,
+    issue_token,
+    read_access_token,
+    token_is_signed,
+)
 
 SECRET = "s" * 40
 
@@ -28,3 +37,27 @@ def test_tampered_and_malformed_tokens_are_not_signed():
 
 def test_tokens_are_unique():
     assert len({issue_token(SECRET, "verify-email").token for _ in range(50)}) == 50
+
+
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+
+
+def test_an_access_token_names_its_session_until_it_expires():
+    session_id = uuid.uuid4()
+    token = issue_access_token(SECRET, session_id, NOW + timedelta(minutes=15))
+    assert read_access_token(SECRET, token, NOW) == session_id
+    assert read_access_token(SECRET, token, NOW + timedelta(minutes=14, seconds=59)) == session_id
+    assert read_access_token(SECRET, token, NOW + timedelta(minutes=15)) is None
+
+
+def test_forged_access_tokens_are_not_read():
+    session_id = uuid.uuid4()
+    token = issue_access_token(SECRET, session_id, NOW + timedelta(minutes=15))
+    session_hex, expiry, signature = token.split(".")
+    other_session = f"{uuid.uuid4().hex}.{expiry}.{signature}"
+    longer = f"{session_hex}.{int(expiry) + 3600}.{signature}"
+    # A mail token is signed for another purpose, so it never reads as an access token.
+    mail_token = issue_token(SECRET, "verify-email").token
+    for bad in (other_session, longer, mail_token, "", "a.b.c", f"zz.{expiry}.{signature}"):
+        assert read_access_token(SECRET, bad, NOW) is None
+    assert read_access_token("t" * 40, token, NOW) is None

@@ -1,10 +1,13 @@
-"""docs/server.md must not drift from the settings and error codes it documents."""
+"""docs/server.md must not drift from the settings, error codes and API routes it documents."""
 
 from pathlib import Path
 
-from notefall.server.accounts.errors import InvalidTokenError, WeakPasswordError
-from notefall.server.kit.app import DatabaseUnreachableError
+from notefall.server.accounts import errors as account_errors
+from notefall.server.kit.app import DatabaseUnreachableError, create_app
+from notefall.server.kit.errors import ProblemError
 from notefall.server.kit.settings import Settings
+
+from .conftest import make_settings
 
 GUIDE = (Path(__file__).resolve().parents[2] / "docs" / "server.md").read_text(encoding="utf-8")
 
@@ -15,6 +18,24 @@ def test_every_setting_is_documented():
 
 
 def test_every_error_code_is_documented():
-    codes = [WeakPasswordError.code, InvalidTokenError.code, DatabaseUnreachableError.code]
+    account_codes = [
+        error.code
+        for error in vars(account_errors).values()
+        if isinstance(error, type) and issubclass(error, ProblemError) and error is not ProblemError
+    ]
+    assert len(account_codes) >= 6
+    codes = [*account_codes, DatabaseUnreachableError.code]
     codes += ["invalid_request", "not_found", "method_not_allowed", "internal_error"]
     assert [code for code in codes if f"`{code}`" not in GUIDE] == []
+
+
+def test_every_api_route_is_listed_under_what_exists(tmp_path: Path):
+    app = create_app(make_settings(tmp_path, f"sqlite:///{tmp_path / 'unused.db'}"))
+    listed = [
+        f"{method.upper()} {path}"
+        for path, operations in app.openapi()["paths"].items()
+        if path.startswith("/api/")
+        for method in operations
+    ]
+    missing = [entry for entry in listed if f"`{entry}" not in GUIDE]
+    assert len(listed) >= 7 and missing == []
