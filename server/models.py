@@ -2,5 +2,6 @@
 
 from notefall.server.accounts.models import AuthSession, EmailVerificationToken, RefreshToken, User
 from notefall.server.kit.models import Base
+from notefall.server.projects.models import Project
 
-__all__ = ["AuthSession", "Base", "EmailVerificationToken", "RefreshToken", "User"]
+__all__ = ["AuthSession", "Base", "EmailVerificationToken", "Project", "RefreshToken", "User"]

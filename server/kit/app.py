@@ -9,6 +9,9 @@ from fastapi import FastAPI, Request
 from notefall.common import __version__
 from notefall.server.accounts.router import me_router
 from notefall.server.accounts.router import router as accounts_router
+from notefall.server.projects.router import router as projects_router
+from notefall.server.storage.router import router as files_router
+from notefall.server.storage.storage import LocalStorage
 
 from .db import Database
 from .errors import ServiceUnavailableError, install_error_handlers, problem_responses
@@ -42,9 +45,17 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.database = database
     # What 'now' is for tokens and sessions; tests replace it instead of sleeping.
     app.state.clock = utcnow
+    app.state.storage = LocalStorage(
+        settings.storage_dir,
+        settings.secret_key.get_secret_value(),
+        settings.public_url,
+        clock=lambda: app.state.clock(),
+    )
     install_error_handlers(app)
     app.include_router(accounts_router, prefix=API_PREFIX)
     app.include_router(me_router, prefix=API_PREFIX)
+    app.include_router(projects_router, prefix=API_PREFIX)
+    app.include_router(files_router)
 
     @app.get("/healthz", tags=["operations"], summary="The process is alive")
     def healthz() -> dict[str, str]:

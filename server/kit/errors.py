@@ -29,7 +29,8 @@ class ProblemError(Exception):
     """Base of every error the API reports on purpose; subclasses fix status, code and title."""
 
     status: ClassVar[int] = HTTPStatus.BAD_REQUEST
-    code: ClassVar[str] = "bad_request"
+    # Not a ClassVar: an error relayed from the engine carries the engine's own code.
+    code: str = "bad_request"
     title: ClassVar[str] = "Bad request"
     # Extra response headers, e.g. WWW-Authenticate on a 401.
     headers: ClassVar[dict[str, str]] = {}

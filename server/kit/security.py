@@ -23,13 +23,13 @@ class IssuedToken:
     token_hash: str  # stored, looked up
 
 
-def _b64(data: bytes) -> str:
+def b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def _signature(secret_key: str, purpose: str, nonce: str) -> str:
     message = f"{purpose}:{nonce}".encode()
-    return _b64(hmac.new(secret_key.encode(), message, hashlib.sha256).digest())
+    return b64(hmac.new(secret_key.encode(), message, hashlib.sha256).digest())
 
 
 def hash_token(token: str) -> str:
@@ -37,7 +37,7 @@ def hash_token(token: str) -> str:
 
 
 def issue_token(secret_key: str, purpose: str) -> IssuedToken:
-    nonce = _b64(secrets.token_bytes(32))
+    nonce = b64(secrets.token_bytes(32))
     token = f"{nonce}.{_signature(secret_key, purpose, nonce)}"
     return IssuedToken(token=token, token_hash=hash_token(token))
 

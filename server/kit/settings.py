@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
-from pydantic import SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -35,6 +36,8 @@ class Settings(BaseSettings):
     storage_url: str = ""
     # Unset: mail is written as .eml files to DATA_DIR/outbox.
     smtp_url: str | None = None
+    # Largest MIDI file a project takes (the tier table will refine it).
+    max_midi_bytes: int = Field(16 * 1024 * 1024, gt=0)
     public_url: str = "http://127.0.0.1:8000"
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
     environment: Environment = Environment.DEVELOPMENT
@@ -48,6 +51,12 @@ class Settings(BaseSettings):
             object.__setattr__(self, "database_url", f"sqlite:///{data_dir / 'notefall.db'}")
         if not self.storage_url:
             object.__setattr__(self, "storage_url", (data_dir / "storage").as_uri())
+        if urlparse(self.storage_url).scheme != "file":
+            # Refused rather than ignored: files would land somewhere nobody expects.
+            raise ValueError(
+                "only file:// storage is built yet (S3 is not); unset NOTEFALL_STORAGE_URL "
+                "to keep files in DATA_DIR/storage"
+            )
         object.__setattr__(self, "public_url", self.public_url.rstrip("/"))
         if self.environment is Environment.PRODUCTION:
             secret = self.secret_key.get_secret_value()
@@ -68,6 +77,11 @@ class Settings(BaseSettings):
     @property
     def outbox_dir(self) -> Path:
         return self.data_dir / "outbox"
+
+    @property
+    def storage_dir(self) -> Path:
+        """The directory of a ``file://`` storage URL."""
+        return Path(unquote(urlparse(self.storage_url).path))
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -139,3 +139,16 @@ def token_in(message: EmailMessage) -> str:
     tokens = [line for line in lines if not line.startswith("http")]
     assert tokens, body_of(message)
     return tokens[-1]
+
+
+def signed_in_headers(client: TestClient, settings: Settings, email: str) -> dict[str, str]:
+    """Sign up ``email``, confirm it and sign in: the Authorization header of that user."""
+    password = "falling notes over a grand piano"
+    signup = {"email": email, "password": password, "name": email.split("@")[0]}
+    assert client.post("/api/v1/auth/signup", json=signup).status_code == 201
+    token = token_in(outbox_messages(settings)[-1])
+    assert client.post("/api/v1/auth/verify-email", json={"token": token}).status_code == 200
+    form = {"grant_type": "password", "username": email, "password": password}
+    response = client.post("/api/v1/auth/token", data=form)
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}

@@ -6,6 +6,8 @@ from notefall.server.accounts import errors as account_errors
 from notefall.server.kit.app import DatabaseUnreachableError, create_app
 from notefall.server.kit.errors import ProblemError
 from notefall.server.kit.settings import Settings
+from notefall.server.projects import errors as project_errors
+from notefall.server.storage import errors as storage_errors
 
 from .conftest import make_settings
 
@@ -18,13 +20,14 @@ def test_every_setting_is_documented():
 
 
 def test_every_error_code_is_documented():
-    account_codes = [
+    domain_codes = [
         error.code
-        for error in vars(account_errors).values()
+        for module in (account_errors, project_errors, storage_errors)
+        for error in vars(module).values()
         if isinstance(error, type) and issubclass(error, ProblemError) and error is not ProblemError
     ]
-    assert len(account_codes) >= 6
-    codes = [*account_codes, DatabaseUnreachableError.code]
+    assert len(domain_codes) >= 10
+    codes = [*domain_codes, DatabaseUnreachableError.code]
     codes += ["invalid_request", "not_found", "method_not_allowed", "internal_error"]
     assert [code for code in codes if f"`{code}`" not in GUIDE] == []
 

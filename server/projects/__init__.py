@@ -1,0 +1,1 @@
+"""Projects: a user's songs with their render settings, MIDI file and thumbnail."""

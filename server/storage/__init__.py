@@ -1,0 +1,1 @@
+"""Where users' files live: one ``Storage`` interface, a local-disk backend and signed links."""
