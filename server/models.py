@@ -1,7 +1,21 @@
 """Every model, imported so ``Base.metadata`` is complete (Alembic and tests read it here)."""
 
-from notefall.server.accounts.models import AuthSession, EmailVerificationToken, RefreshToken, User
+from notefall.server.accounts.models import (
+    AuthSession,
+    EmailVerificationToken,
+    PasswordResetToken,
+    RefreshToken,
+    User,
+)
 from notefall.server.kit.models import Base
 from notefall.server.projects.models import Project
 
-__all__ = ["AuthSession", "Base", "EmailVerificationToken", "Project", "RefreshToken", "User"]
+__all__ = [
+    "AuthSession",
+    "Base",
+    "EmailVerificationToken",
+    "PasswordResetToken",
+    "Project",
+    "RefreshToken",
+    "User",
+]

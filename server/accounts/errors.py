@@ -18,6 +18,12 @@ class InvalidTokenError(ProblemError):
     title = "Invalid or expired link"
 
 
+class WrongPasswordError(ProblemError):
+    status = HTTPStatus.BAD_REQUEST
+    code = "wrong_password"
+    title = "Current password is wrong"
+
+
 class InvalidGrantError(ProblemError):
     """The same answer for an unknown email and a wrong password (no account enumeration)."""
 

@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from .models import AuthSession, EmailVerificationToken, RefreshToken, User
+from .models import AuthSession, EmailVerificationToken, PasswordResetToken, RefreshToken, User
 
 
 class AccountRepository:
@@ -102,3 +102,44 @@ class AccountRepository:
             .execution_options(synchronize_session=False)
         )
         return bool(getattr(result, "rowcount", 0) == 1)
+
+    def add_reset_token(self, token: PasswordResetToken) -> None:
+        self.session.add(token)
+        self.session.flush()
+
+    def reset_token_by_hash(self, token_hash: str) -> PasswordResetToken | None:
+        return self.session.scalar(
+            select(PasswordResetToken).where(PasswordResetToken.token_hash == token_hash)
+        )
+
+    def use_reset_token(self, token_id: uuid.UUID, now: datetime) -> bool:
+        """Mark the token used; False if another request used it first (single use)."""
+        result = self.session.execute(
+            update(PasswordResetToken)
+            .where(PasswordResetToken.id == token_id, PasswordResetToken.used_at.is_(None))
+            .values(used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    def retire_reset_tokens_of(self, user_id: uuid.UUID, now: datetime) -> None:
+        """Mark every unused reset token of the user used, so none of them works any more."""
+        self.session.execute(
+            update(PasswordResetToken)
+            .where(PasswordResetToken.user_id == user_id, PasswordResetToken.used_at.is_(None))
+            .values(used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+    def revoke_sessions_of(
+        self, user_id: uuid.UUID, now: datetime, *, keep: uuid.UUID | None = None
+    ) -> None:
+        """Revoke every active session of the user, except ``keep`` when given."""
+        statement = update(AuthSession).where(
+            AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None)
+        )
+        if keep is not None:
+            statement = statement.where(AuthSession.id != keep)
+        self.session.execute(
+            statement.values(revoked_at=now).execution_options(synchronize_session=False)
+        )

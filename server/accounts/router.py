@@ -20,9 +20,15 @@ from .errors import (
     InvalidTokenError,
     RefreshTokenReusedError,
     WeakPasswordError,
+    WrongPasswordError,
 )
+from .password_reset import PasswordService
 from .schemas import (
     EmailVerified,
+    PasswordChange,
+    PasswordResetAccepted,
+    PasswordResetConfirm,
+    PasswordResetRequest,
     Profile,
     SessionInfo,
     SignupAccepted,
@@ -53,8 +59,14 @@ def sign_in_service(request: Request, session: RequestSession) -> SignInService:
     return SignInService(session, request.app.state.settings, request.app.state.clock)
 
 
+def password_service(request: Request, session: RequestSession) -> PasswordService:
+    settings: Settings = request.app.state.settings
+    return PasswordService(session, settings, Outbox(settings.outbox_dir), request.app.state.clock)
+
+
 Service = Annotated[AccountService, Depends(account_service)]
 SignIn = Annotated[SignInService, Depends(sign_in_service)]
+Passwords = Annotated[PasswordService, Depends(password_service)]
 
 
 def authenticated(
@@ -124,6 +136,36 @@ def token(
 )
 def logout(current: Current, service: SignIn) -> None:
     service.sign_out(current.session)
+
+
+@router.post(
+    "/password-reset/request",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Mail a password-reset link to the address, if it has an account",
+)
+def password_reset_request(body: PasswordResetRequest, service: Passwords) -> PasswordResetAccepted:
+    """Answers the same whether or not the address has an account."""
+    return service.request_reset(body.email)
+
+
+@router.post(
+    "/password-reset/confirm",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(InvalidTokenError, WeakPasswordError),
+    summary="Set a new password with the token from the reset mail; signs out everywhere",
+)
+def password_reset_confirm(body: PasswordResetConfirm, service: Passwords) -> None:
+    service.confirm_reset(body.token, body.password)
+
+
+@me_router.post(
+    "/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(WrongPasswordError, WeakPasswordError),
+    summary="Change your password; ends your other sessions, keeps this one",
+)
+def change_password(body: PasswordChange, current: Current, service: Passwords) -> None:
+    service.change_password(current.user, current.session, body.current_password, body.new_password)
 
 
 @me_router.get("", summary="Your profile")

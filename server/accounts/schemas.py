@@ -101,3 +101,31 @@ class SessionInfo(BaseModel):
     user_agent: str | None
     ip: str | None
     current: bool = Field(description="True for the session making this request")
+
+
+class PasswordResetRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # No format check: any string gets the same 202, so the answer reveals nothing.
+    email: str = Field(max_length=320, examples=["ada@example.com"])
+
+
+class PasswordResetAccepted(BaseModel):
+    """The same answer whether or not the address has an account."""
+
+    detail: str
+
+
+class PasswordResetConfirm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(min_length=1, max_length=200)
+    # No min_length here: the service answers short passwords with code weak_password.
+    password: str = Field(max_length=MAX_PASSWORD_LENGTH)
+
+
+class PasswordChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: str = Field(max_length=MAX_PASSWORD_LENGTH)
+    new_password: str = Field(max_length=MAX_PASSWORD_LENGTH)

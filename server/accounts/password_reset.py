@@ -1,0 +1,135 @@
+"""Password reset by mail and password change. Never commits: the request's session does, once.
+
+A reset request answers the same whether or not the address has an account; only an
+existing account gets a link. Reset tokens are signed, single-use, expire after an hour and
+are stored only as their SHA-256; a newer request retires the older unused ones. A reset
+ends every session of the account, a change every session but the one making it.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from urllib.parse import quote
+
+from notefall.server.kit.db import after_commit
+from notefall.server.kit.mail import Outbox, compose
+from notefall.server.kit.security import hash_token, issue_token, token_is_signed
+from notefall.server.kit.settings import Settings
+from sqlalchemy.orm import Session
+
+from .errors import InvalidTokenError, WrongPasswordError
+from .models import AuthSession, PasswordResetToken, User
+from .passwords import check_password_strength, hash_password, verify_password
+from .repository import AccountRepository
+from .schemas import PasswordResetAccepted
+from .service import normalize_email
+from .sign_in import Clock
+
+PASSWORD_RESET_PURPOSE = "password-reset"
+RESET_TOKEN_LIFETIME = timedelta(hours=1)
+RESET_ACCEPTED_DETAIL = (
+    "If this address has a Notefall account, we sent it a link to choose a new password; "
+    "the link works once, within an hour."
+)
+
+
+class PasswordService:
+    def __init__(self, session: Session, settings: Settings, outbox: Outbox, clock: Clock) -> None:
+        self.session = session
+        self.settings = settings
+        self.outbox = outbox
+        self.clock = clock
+        self.accounts = AccountRepository(session)
+
+    def request_reset(self, email: str) -> PasswordResetAccepted:
+        """Mail a reset link to an existing account; the answer is the same for any address."""
+        # Issued on both paths, so the work before the lookup does not differ.
+        issued = issue_token(self._secret, PASSWORD_RESET_PURPOSE)
+        user = self.accounts.user_by_email(normalize_email(email))
+        if user is not None:
+            now = self.clock()
+            self.accounts.retire_reset_tokens_of(user.id, now)
+            self.accounts.add_reset_token(
+                PasswordResetToken(
+                    user_id=user.id,
+                    token_hash=issued.token_hash,
+                    expires_at=now + RESET_TOKEN_LIFETIME,
+                    created_at=now,
+                )
+            )
+            self._send_reset_link(user, issued.token)
+        return PasswordResetAccepted(detail=RESET_ACCEPTED_DETAIL)
+
+    def confirm_reset(self, token: str, password: str) -> User:
+        """Set a new password with a reset token; ends every session of the account."""
+        invalid = InvalidTokenError(
+            "This password-reset link is invalid, expired or already used; ask for a new one "
+            "with POST /api/v1/auth/password-reset/request."
+        )
+        if not token_is_signed(self._secret, PASSWORD_RESET_PURPOSE, token):
+            raise invalid
+        stored = self.accounts.reset_token_by_hash(hash_token(token))
+        now = self.clock()
+        if stored is None or stored.used_at is not None or stored.expires_at <= now:
+            raise invalid
+        user = self.accounts.user_by_id(stored.user_id)
+        assert user is not None  # the foreign key cascades deletes to tokens
+        # Checked before the token is spent, so a weak choice leaves the link usable.
+        check_password_strength(password, email=user.email)
+        if not self.accounts.use_reset_token(stored.id, now):
+            raise invalid
+        self.accounts.retire_reset_tokens_of(user.id, now)
+        user.password_hash = hash_password(password)
+        if user.email_verified_at is None:
+            user.email_verified_at = now  # opening the mailed link proves the address
+        self.accounts.revoke_sessions_of(user.id, now)
+        self.session.flush()
+        self._send_changed_notice(user)
+        return user
+
+    def change_password(
+        self, user: User, current: AuthSession, current_password: str, new_password: str
+    ) -> None:
+        """Change the password; every other session of the account ends, this one stays."""
+        if not verify_password(user.password_hash, current_password):
+            raise WrongPasswordError(
+                "The current password is wrong; if you forgot it, reset it by mail instead."
+            )
+        check_password_strength(new_password, email=user.email)
+        now = self.clock()
+        user.password_hash = hash_password(new_password)
+        self.accounts.retire_reset_tokens_of(user.id, now)
+        self.accounts.revoke_sessions_of(user.id, now, keep=current.id)
+        self.session.flush()
+        self._send_changed_notice(user)
+
+    @property
+    def _secret(self) -> str:
+        return self.settings.secret_key.get_secret_value()
+
+    def _send_reset_link(self, user: User, token: str) -> None:
+        link = f"{self.settings.public_url}/reset-password?token={quote(token)}"
+        minutes = int(RESET_TOKEN_LIFETIME.total_seconds() // 60)
+        body = (
+            f"Hello {user.name},\n\n"
+            f"Choose a new password for Notefall by opening this link within {minutes} minutes:\n\n"
+            f"{link}\n\n"
+            f"Or send this token with the new password to "
+            f"POST /api/v1/auth/password-reset/confirm:\n\n{token}\n\n"
+            "If you did not ask for this, ignore this message; your password stays as it is.\n"
+        )
+        self._mail(user.email, "Reset your password", body)
+
+    def _send_changed_notice(self, user: User) -> None:
+        body = (
+            f"Hello {user.name},\n\n"
+            "The password of your Notefall account was just changed, and your other sessions "
+            "were signed out.\n\n"
+            "If it was not you, reset your password now with POST "
+            "/api/v1/auth/password-reset/request and check your sessions.\n"
+        )
+        self._mail(user.email, "Your password was changed", body)
+
+    def _mail(self, to: str, subject: str, body: str) -> None:
+        message = compose(to, subject, body)
+        after_commit(self.session, lambda: self.outbox.send(message))
