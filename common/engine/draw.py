@@ -28,13 +28,14 @@ def scale(c: RGB, k: float) -> RGB:
     return min(1.0, c[0] * k), min(1.0, c[1] * k), min(1.0, c[2] * k)
 
 
-def rounded_rect_sdf(
-    h: int, w: int, x0: float, y0: float, x1: float, y1: float, r: float
+def box_sdf(
+    xs: np.ndarray, ys: np.ndarray, x0: float, y0: float, x1: float, y1: float, r: float
 ) -> np.ndarray:
-    """Signed distance (pixels, negative inside) of a rounded box, sampled at pixel centres
-    of an (h, w) grid whose origin is the buffer's top-left corner."""
-    ys = np.arange(h, dtype=np.float32)[:, None] + 0.5
-    xs = np.arange(w, dtype=np.float32)[None, :] + 0.5
+    """Signed distance (pixels, negative inside) of a rounded box at points (xs, ys).
+
+    ``xs`` and ``ys`` broadcast against each other, so a caller can pass one row of
+    x positions when every row has the same profile (the long middle of a note).
+    """
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     hx, hy = max((x1 - x0) / 2, 0.0), max((y1 - y0) / 2, 0.0)
     r = max(0.0, min(r, hx, hy))
@@ -45,24 +46,18 @@ def rounded_rect_sdf(
     return (outside + inside - r).astype(np.float32)
 
 
+def rounded_rect_sdf(
+    h: int, w: int, x0: float, y0: float, x1: float, y1: float, r: float
+) -> np.ndarray:
+    """``box_sdf`` sampled at the pixel centres of an (h, w) buffer."""
+    ys = np.arange(h, dtype=np.float32)[:, None] + 0.5
+    xs = np.arange(w, dtype=np.float32)[None, :] + 0.5
+    return box_sdf(xs, ys, x0, y0, x1, y1, r)
+
+
 def coverage(sdf: np.ndarray) -> np.ndarray:
     """Pixel coverage from a signed distance: a one-pixel anti-aliased edge."""
     return np.clip(0.5 - sdf, 0.0, 1.0)
-
-
-def over(dst: np.ndarray, rgb: np.ndarray | RGB, alpha: np.ndarray) -> None:
-    """Composite straight colour ``rgb`` with ``alpha`` over premultiplied ``dst`` (h, w, 4)."""
-    a = alpha[..., None]
-    col = np.asarray(rgb, dtype=np.float32)
-    dst[..., :3] = col * a + dst[..., :3] * (1 - a)
-    dst[..., 3:4] = a + dst[..., 3:4] * (1 - a)
-
-
-def unpremultiply(buf: np.ndarray) -> np.ndarray:
-    out = buf.copy()
-    a = buf[..., 3:4]
-    np.divide(buf[..., :3], a, out=out[..., :3], where=a > 1e-6)
-    return out
 
 
 def vertical_gradient(h: int, w: int, top: RGB, bottom: RGB) -> np.ndarray:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..song import is_black_key, note_name
-from .draw import RGB, even_ceil, even_floor, mix, text_mask
+from .draw import RGB, box_sdf, even_ceil, even_floor, hex_rgb, mix, text_mask
 from .index import IntervalIndex
 from .layout import FrameLayout, KeyboardLayout
 from .planes import Frame, PixelFormat, Sprite, composite_over_boxes
@@ -150,7 +150,7 @@ class NoteStrip:
             return
         lo = np.searchsorted(self.bar_times, t_lo)
         hi = np.searchsorted(self.bar_times, t_hi)
-        color = np.asarray(_hex(self.guide), np.float32)
+        color = np.asarray(hex_rgb(self.guide), np.float32)
         thick = max(1.0, self.layout.scale * 1.5)
         ch = buf.shape[0]
         for t in self.bar_times[lo:hi]:
@@ -205,7 +205,7 @@ class NoteStrip:
             if flat:
                 sdf = (np.abs(xs - cx) - hx)[None, :]
             else:
-                sdf = _rounded_box_sdf(xs[None, :], ys, x0, y_top, x1, y_bot, radius)
+                sdf = box_sdf(xs[None, :], ys, x0, y_top, x1, y_bot, radius)
             region = buf[r_a:r_b, bx0:bx1]
             cov = np.clip(0.5 - sdf, 0.0, 1.0)[..., None]  # (h|1, w, 1)
             # A bright rim one and a half pixels wide gives the glassy edge.
@@ -253,33 +253,12 @@ class NoteStrip:
         sub[..., :3] = ink * a[..., None] + sub[..., :3] * (1 - a[..., None])
 
 
-def _rounded_box_sdf(
-    xs: np.ndarray, ys: np.ndarray, x0: float, y0: float, x1: float, y1: float, r: float
-) -> np.ndarray:
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    qx = np.abs(xs - cx) - ((x1 - x0) / 2 - r)
-    qy = np.abs(ys - cy) - ((y1 - y0) / 2 - r)
-    outside = np.sqrt(np.maximum(qx, 0) ** 2 + np.maximum(qy, 0) ** 2)
-    return (outside + np.minimum(np.maximum(qx, qy), 0) - r).astype(np.float32)
-
-
 def _row_runs(used: np.ndarray) -> list[tuple[int, int]]:
     """Even-aligned [start, end) runs of True rows."""
     pairs = used.reshape(-1, 2).any(axis=1) if used.size % 2 == 0 else used
     step = 2 if used.size % 2 == 0 else 1
     edges = np.flatnonzero(np.diff(np.concatenate([[0], pairs.astype(np.int8), [0]])))
     return [(int(a) * step, int(b) * step) for a, b in zip(edges[::2], edges[1::2], strict=True)]
-
-
-def _over(region: np.ndarray, rgb: np.ndarray, alpha: np.ndarray) -> None:
-    a = alpha[..., None]
-    region[..., :3] = rgb * a + region[..., :3] * (1 - a)
-    region[..., 3] = alpha + region[..., 3] * (1 - alpha)
-
-
-def _hex(value: str) -> tuple[float, float, float]:
-    v = value.lstrip("#")
-    return int(v[0:2], 16) / 255.0, int(v[2:4], 16) / 255.0, int(v[4:6], 16) / 255.0
 
 
 def bar_times(song_beats: np.ndarray, numerators: list[tuple[float, int, int]]) -> np.ndarray:
