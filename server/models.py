@@ -7,10 +7,12 @@ from notefall.server.accounts.models import (
     RefreshToken,
     User,
 )
+from notefall.server.activity.models import ActivityEvent
 from notefall.server.kit.models import Base
 from notefall.server.projects.models import Project
 
 __all__ = [
+    "ActivityEvent",
     "AuthSession",
     "Base",
     "EmailVerificationToken",

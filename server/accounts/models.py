@@ -22,6 +22,8 @@ class User(Timestamped, Base):
     name: Mapped[str] = mapped_column(String(200))
     password_hash: Mapped[str] = mapped_column(String(255))
     email_verified_at: Mapped[datetime | None] = mapped_column()
+    # A name from notefall.common.tiers.Tier; only billing changes it.
+    tier: Mapped[str] = mapped_column(String(20), default="free", server_default="free")
 
 
 class EmailVerificationToken(Base):

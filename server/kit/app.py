@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from notefall.common import __version__
 from notefall.server.accounts.router import me_router
 from notefall.server.accounts.router import router as accounts_router
+from notefall.server.activity.router import router as activity_router
 from notefall.server.projects.router import router as projects_router
 from notefall.server.storage.router import router as files_router
 from notefall.server.storage.storage import LocalStorage
@@ -54,6 +55,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     app.include_router(accounts_router, prefix=API_PREFIX)
     app.include_router(me_router, prefix=API_PREFIX)
+    app.include_router(activity_router, prefix=API_PREFIX)
     app.include_router(projects_router, prefix=API_PREFIX)
     app.include_router(files_router)
 
