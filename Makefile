@@ -34,6 +34,7 @@ test: lint
 
 bench: $(STAMP)
 	$(PY) -m bench.run
+	$(PY) -m bench.server
 
 clean:
 	rm -rf $(VENV) out build *.egg-info

@@ -263,7 +263,11 @@ def write_report(results: dict[str, object]) -> None:
         "synthesized in blocks straight to disk. FFmpeg's own memory (x264 lookahead) is not included.",
         "",
     ]
-    REPORT.write_text("\n".join(lines), encoding="utf-8")
+    # The server section (bench/server.py) is measured separately; keep it.
+    marker = "<!-- server benchmarks (bench/server.py) -->"
+    old = REPORT.read_text(encoding="utf-8") if REPORT.exists() else ""
+    server = marker + old.split(marker, 1)[1] if marker in old else ""
+    REPORT.write_text("\n".join(lines) + ("\n" + server if server else ""), encoding="utf-8")
 
 
 def main() -> None:
