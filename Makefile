@@ -5,6 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO_MIDI := common/examples/prelude_in_c.mid
+DEMO_PORT ?= 8000
 
 .PHONY: demo test bench lint install clean
 
@@ -24,6 +25,9 @@ demo: $(STAMP)
 	@mkdir -p out
 	$(VENV)/bin/notefall render $(DEMO_MIDI) -o out/demo.mp4 --title "Prelude in C" --artist "J. S. Bach"
 	@echo "Your video: $(CURDIR)/out/demo.mp4"
+	@# Then the whole server on this machine (API, Redis, a worker, the scheduler) in
+	@# out/stack, until Ctrl-C; its one line says where to sign up and where mail lands.
+	$(VENV)/bin/notefall stack --data-dir out/stack --port $(DEMO_PORT)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -1,4 +1,4 @@
-"""``notefall``: render, still, probe, serve (see docs/cli.md and docs/server.md).
+"""``notefall``: render, still, probe, serve, stack, worker, beat (see docs/cli.md and docs/server.md).
 
 Exit codes: 0 done, 2 bad input (one-line message), 1 internal error, 130 cancelled.
 """
@@ -84,6 +84,36 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-migrate",
         action="store_true",
         help="do not upgrade the database to the latest migration before starting",
+    )
+
+    stack = sub.add_parser(
+        "stack",
+        help="run the whole server on this machine",
+        description="Run API, Redis, job workers and scheduler with everything in one folder.",
+    )
+    stack.add_argument("--data-dir", type=Path, required=True, metavar="DIR")
+    stack.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    stack.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
+    stack.add_argument(
+        "--workers", type=int, default=1, metavar="N", help="job worker processes (1)"
+    )
+
+    worker = sub.add_parser(
+        "worker",
+        help="run a job worker",
+        description="Consume background jobs from NOTEFALL_REDIS_URL (see docs/server.md).",
+    )
+    worker.add_argument(
+        "-c", "--concurrency", type=int, default=1, metavar="N", help="tasks at once (1)"
+    )
+    worker.add_argument(
+        "-Q", "--queues", metavar="Q1,Q2", help="queues to consume, in order (default: all)"
+    )
+
+    sub.add_parser(
+        "beat",
+        help="run the periodic-job scheduler",
+        description="Enqueue periodic jobs; run exactly one per deployment.",
     )
     return parser
 
@@ -208,7 +238,58 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"render": cmd_render, "still": cmd_still, "probe": cmd_probe, "serve": cmd_serve}
+def _server_module(command: str, module: str) -> Any:
+    # Imported only when asked: the server packages are an extra.
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise InputError(
+            f"`notefall {command}` needs the server packages ({exc.name} is missing): "
+            "pip install 'notefall[server]'"
+        ) from None
+
+
+def _positive(value: int, option: str) -> int:
+    if value < 1:
+        raise InputError(f"{option} must be at least 1 (got {value})")
+    return value
+
+
+def cmd_stack(args: argparse.Namespace) -> int:
+    stack = _server_module("stack", "notefall.server.stack")
+    return int(
+        stack.run_stack(
+            args.data_dir,
+            host=args.host,
+            port=args.port,
+            workers=_positive(args.workers, "--workers"),
+        )
+    )
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    stack = _server_module("worker", "notefall.server.stack")
+    queues = [q for q in (args.queues or "").split(",") if q] or None
+    stack.worker(concurrency=_positive(args.concurrency, "--concurrency"), queues=queues)
+    return EXIT_OK
+
+
+def cmd_beat(_args: argparse.Namespace) -> int:
+    _server_module("beat", "notefall.server.stack").beat()
+    return EXIT_OK
+
+
+COMMANDS = {
+    "render": cmd_render,
+    "still": cmd_still,
+    "probe": cmd_probe,
+    "serve": cmd_serve,
+    "stack": cmd_stack,
+    "worker": cmd_worker,
+    "beat": cmd_beat,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,22 +2,36 @@
 
 from notefall.server.accounts.models import (
     AuthSession,
-    EmailVerificationToken,
-    PasswordResetToken,
+    RecoveryCode,
     RefreshToken,
+    SingleUseToken,
+    TwoFactor,
     User,
 )
 from notefall.server.activity.models import ActivityEvent
 from notefall.server.kit.models import Base
-from notefall.server.projects.models import Project
+from notefall.server.oauth.models import AuthorizationCode
+from notefall.server.profile.models import DataExport, UserProfile
+from notefall.server.projects.models import Collaborator, Project, ProjectTag, ShareLink
+from notefall.server.usage.models import ChargedFile
+from notefall.server.web.models import BrowserSession
 
 __all__ = [
     "ActivityEvent",
     "AuthSession",
+    "AuthorizationCode",
     "Base",
-    "EmailVerificationToken",
-    "PasswordResetToken",
+    "BrowserSession",
+    "ChargedFile",
+    "Collaborator",
+    "DataExport",
     "Project",
+    "ProjectTag",
+    "RecoveryCode",
     "RefreshToken",
+    "ShareLink",
+    "SingleUseToken",
+    "TwoFactor",
     "User",
+    "UserProfile",
 ]

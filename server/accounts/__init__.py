@@ -1,1 +1,1 @@
-"""Accounts: sign-up, email verification (sign-in, sessions and the rest follow)."""
+"""Accounts: sign-up, sign-in and sessions, passwords, two-factor, email change, tokens."""

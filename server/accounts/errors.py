@@ -53,3 +53,51 @@ class InvalidAccessTokenError(ProblemError):
     code = "invalid_access_token"
     title = "Invalid or expired access token"
     headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": "Bearer"}
+
+
+class SignInRefusedError(InvalidGrantError):
+    """A refused password sign-in; keeps the sign_in_failed entry it adds to the activity log."""
+
+    keeps_changes: ClassVar[bool] = True
+
+
+class OtpRequiredError(ProblemError):
+    """Right password, two-factor is on and no code came: clients ask for one and retry."""
+
+    status = HTTPStatus.UNAUTHORIZED
+    code = "otp_required"
+    title = "Two-factor code required"
+
+
+class InvalidOtpError(ProblemError):
+    status = HTTPStatus.BAD_REQUEST
+    code = "invalid_otp"
+    title = "Wrong two-factor code"
+    # The failed attempt stays in the activity log.
+    keeps_changes: ClassVar[bool] = True
+
+
+class ReauthenticationRequiredError(ProblemError):
+    status = HTTPStatus.FORBIDDEN
+    code = "reauthentication_required"
+    title = "Confirm your password first"
+
+
+class TwoFactorStateError(ProblemError):
+    """Enabling what is on, disabling what is off, or enabling without a pending setup."""
+
+    status = HTTPStatus.CONFLICT
+    code = "two_factor_state"
+    title = "Two-factor is not in that state"
+
+
+class EmailTakenError(ProblemError):
+    status = HTTPStatus.CONFLICT
+    code = "email_taken"
+    title = "Email address in use"
+
+
+class ReauthRefusedError(WrongPasswordError):
+    """A wrong password at re-authentication; keeps the sign_in_failed entry it records."""
+
+    keeps_changes: ClassVar[bool] = True

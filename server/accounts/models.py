@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 
 from notefall.server.kit.models import Base, Timestamped, utcnow
-from sqlalchemy import CheckConstraint, ForeignKey, String, Uuid
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 
@@ -26,20 +26,6 @@ class User(Timestamped, Base):
     tier: Mapped[str] = mapped_column(String(20), default="free", server_default="free")
 
 
-class EmailVerificationToken(Base):
-    __tablename__ = "email_verification_tokens"
-
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
-    user_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("users.id", ondelete="CASCADE"), index=True
-    )
-    # SHA-256 of the token: a leaked table cannot verify anyone's address.
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    expires_at: Mapped[datetime] = mapped_column()
-    used_at: Mapped[datetime | None] = mapped_column()
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-
 class AuthSession(Base):
     """One sign-in on one device: what access and refresh tokens belong to and what revokes them."""
 
@@ -56,6 +42,9 @@ class AuthSession(Base):
     user_agent: Mapped[str | None] = mapped_column(String(500))
     ip: Mapped[str | None] = mapped_column(String(45))
     revoked_at: Mapped[datetime | None] = mapped_column()
+    # When the password (and second factor) was last proven in this session; sensitive
+    # changes need it to be recent.
+    reauthenticated_at: Mapped[datetime | None] = mapped_column()
 
 
 class RefreshToken(Base):
@@ -73,16 +62,52 @@ class RefreshToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class PasswordResetToken(Base):
-    __tablename__ = "password_reset_tokens"
+class SingleUseToken(Base):
+    """A mailed token (email verification, password reset, email change): signed, expiring,
+    spent once. Only its SHA-256 is stored, so a leaked table cannot act for anyone."""
+
+    __tablename__ = "single_use_tokens"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     user_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
-    # SHA-256 of the token: a leaked table cannot reset anyone's password.
+    # Also the token's signing purpose, so a token of one purpose never serves another.
+    purpose: Mapped[str] = mapped_column(String(40))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     expires_at: Mapped[datetime] = mapped_column()
-    # Set when the token is spent, or when a newer request supersedes it.
+    # Set when the token is spent, or when a newer one of the same purpose supersedes it.
+    used_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # What the token carries besides its user, e.g. the new address of an email change.
+    payload: Mapped[str | None] = mapped_column(String(320))
+
+
+class TwoFactor(Base):
+    """An account's TOTP authenticator: pending until a first code proves it, then enabled."""
+
+    __tablename__ = "two_factor"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    # The base32 secret, AES-GCM encrypted with a key derived from NOTEFALL_SECRET_KEY.
+    secret_ciphertext: Mapped[str] = mapped_column(String(200))
+    enabled_at: Mapped[datetime | None] = mapped_column()
+    # The newest 30-second step whose code was accepted; no code of it or before works again.
+    last_used_step: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RecoveryCode(Base):
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    # HMAC-SHA256 under a key derived from NOTEFALL_SECRET_KEY: a leaked table alone
+    # cannot be brute-forced back into codes.
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
     used_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

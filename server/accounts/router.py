@@ -9,36 +9,66 @@ from fastapi import APIRouter, Depends, Form, Request, Response, status
 from fastapi.security import OAuth2PasswordBearer
 from notefall.server.kit.db import request_session
 from notefall.server.kit.errors import NotFoundError, problem_responses
-from notefall.server.kit.mail import Outbox
+from notefall.server.kit.ratelimit import (
+    RateLimitedError,
+    RateLimitUnavailableError,
+    TooManyAttemptsError,
+    limit_api_requests,
+    limit_password_reset,
+    limit_sign_up,
+    sign_in_attempt,
+)
 from notefall.server.kit.settings import Settings
+from notefall.server.oauth.errors import (
+    AuthorizationCodeRefusedError,
+    AuthorizationCodeReusedError,
+    InvalidClientError,
+)
+from notefall.server.oauth.service import AuthorizationService
+from notefall.server.profile.service import avatar_url
+from notefall.server.web.session import SESSION_COOKIE, authenticate_cookie, submitted_csrf_token
 from sqlalchemy.orm import Session
 
+from .email_change import EmailChangeService
 from .errors import (
     EmailNotVerifiedError,
+    EmailTakenError,
     InvalidAccessTokenError,
     InvalidGrantError,
+    InvalidOtpError,
     InvalidTokenError,
+    OtpRequiredError,
+    ReauthenticationRequiredError,
     RefreshTokenReusedError,
+    TwoFactorStateError,
     WeakPasswordError,
     WrongPasswordError,
 )
 from .password_reset import PasswordService
 from .schemas import (
+    EmailChangeAccepted,
+    EmailChangeRequest,
     EmailVerified,
     PasswordChange,
     PasswordResetAccepted,
     PasswordResetConfirm,
     PasswordResetRequest,
     Profile,
+    Reauthenticated,
+    ReauthRequest,
+    RecoveryCodes,
     SessionInfo,
     SignupAccepted,
     SignupRequest,
     TokenRequest,
     TokenResponse,
+    TwoFactorCode,
+    TwoFactorSetupOut,
     VerifyEmailRequest,
 )
 from .service import AccountService
-from .sign_in import Authenticated, Device, IssuedTokens, SignInService
+from .sign_in import REAUTHENTICATION_WINDOW, Authenticated, Device, IssuedTokens, SignInService
+from .two_factor import TwoFactorService
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 me_router = APIRouter(
@@ -52,7 +82,14 @@ bearer_token = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=Fa
 
 def account_service(request: Request, session: RequestSession) -> AccountService:
     settings: Settings = request.app.state.settings
-    return AccountService(session, settings, Outbox(settings.outbox_dir))
+    return AccountService(session, settings, request.app.state.mailer, request.app.state.clock)
+
+
+def device_of(request: Request) -> Device:
+    return Device(
+        user_agent=request.headers.get("user-agent"),
+        ip=request.client.host if request.client else None,
+    )
 
 
 def sign_in_service(request: Request, session: RequestSession) -> SignInService:
@@ -61,7 +98,7 @@ def sign_in_service(request: Request, session: RequestSession) -> SignInService:
 
 def password_service(request: Request, session: RequestSession) -> PasswordService:
     settings: Settings = request.app.state.settings
-    return PasswordService(session, settings, Outbox(settings.outbox_dir), request.app.state.clock)
+    return PasswordService(session, settings, request.app.state.mailer, request.app.state.clock)
 
 
 Service = Annotated[AccountService, Depends(account_service)]
@@ -70,9 +107,20 @@ Passwords = Annotated[PasswordService, Depends(password_service)]
 
 
 def authenticated(
-    service: SignIn, token: Annotated[str | None, Depends(bearer_token)]
+    request: Request,
+    response: Response,
+    service: SignIn,
+    token: Annotated[str | None, Depends(bearer_token)],
+    csrf_token: Annotated[str | None, Depends(submitted_csrf_token)],
 ) -> Authenticated:
-    return service.authenticate(token)
+    """A bearer access token, else the browser's sign-in cookie (whose changes need CSRF)."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if token is not None or cookie is None:
+        current = service.authenticate(token)
+    else:
+        current = authenticate_cookie(request, response, service, cookie, csrf_token)
+    limit_api_requests(request, current.user.id, current.user.tier)
+    return current
 
 
 Current = Annotated[Authenticated, Depends(authenticated)]
@@ -81,12 +129,13 @@ Current = Annotated[Authenticated, Depends(authenticated)]
 @router.post(
     "/signup",
     status_code=status.HTTP_201_CREATED,
-    responses=problem_responses(WeakPasswordError),
+    dependencies=[Depends(limit_sign_up)],
+    responses=problem_responses(WeakPasswordError, RateLimitedError, RateLimitUnavailableError),
     summary="Create an account and mail a verification link",
 )
-def signup(body: SignupRequest, service: Service) -> SignupAccepted:
+def signup(body: SignupRequest, request: Request, service: Service) -> SignupAccepted:
     """Answers the same for an address that already has an account (whose owner is told by mail)."""
-    return service.sign_up(body.email, body.password, body.name)
+    return service.sign_up(body.email, body.password, body.name, device_of(request))
 
 
 @router.post(
@@ -94,15 +143,27 @@ def signup(body: SignupRequest, service: Service) -> SignupAccepted:
     responses=problem_responses(InvalidTokenError),
     summary="Confirm an email address with the token from the verification mail",
 )
-def verify_email(body: VerifyEmailRequest, service: Service) -> EmailVerified:
-    user = service.verify_email(body.token)
+def verify_email(body: VerifyEmailRequest, request: Request, service: Service) -> EmailVerified:
+    user = service.verify_email(body.token, device_of(request))
     return EmailVerified(email=user.email)
 
 
 @router.post(
     "/token",
-    responses=problem_responses(InvalidGrantError, EmailNotVerifiedError, RefreshTokenReusedError),
-    summary="Sign in (grant_type=password) or refresh (grant_type=refresh_token)",
+    responses=problem_responses(
+        InvalidGrantError,
+        InvalidOtpError,
+        OtpRequiredError,
+        EmailNotVerifiedError,
+        RefreshTokenReusedError,
+        AuthorizationCodeRefusedError,
+        AuthorizationCodeReusedError,
+        InvalidClientError,
+        TooManyAttemptsError,
+        RateLimitUnavailableError,
+    ),
+    summary="Sign in (grant_type=password), refresh (grant_type=refresh_token) or exchange "
+    "the desktop's PKCE code (grant_type=authorization_code)",
 )
 def token(
     body: Annotated[TokenRequest, Form()], request: Request, response: Response, service: SignIn
@@ -112,14 +173,23 @@ def token(
     issued: IssuedTokens
     if body.grant_type == "password":
         assert body.username is not None and body.password is not None  # the schema checks
-        device = Device(
-            user_agent=request.headers.get("user-agent"),
-            ip=request.client.host if request.client else None,
+        with sign_in_attempt(request, body.username, failures=(InvalidGrantError, InvalidOtpError)):
+            issued = service.sign_in_with_password(
+                body.username, body.password, device_of(request), otp=body.otp
+            )
+    elif body.grant_type == "authorization_code":
+        assert body.code is not None  # the schema checks
+        issued = AuthorizationService(service.session, service.settings, service.clock).exchange(
+            service,
+            code=body.code,
+            client_id=body.client_id,
+            redirect_uri=body.redirect_uri,
+            code_verifier=body.code_verifier,
+            device=device_of(request),
         )
-        issued = service.sign_in_with_password(body.username, body.password, device)
     else:
         assert body.refresh_token is not None
-        issued = service.refresh(body.refresh_token)
+        issued = service.refresh(body.refresh_token, device_of(request))
     response.headers["Cache-Control"] = "no-store"  # RFC 6749 §5.1
     return TokenResponse(
         access_token=issued.access_token,
@@ -134,13 +204,15 @@ def token(
     responses=problem_responses(InvalidAccessTokenError),
     summary="Sign out: end this session and every token it issued",
 )
-def logout(current: Current, service: SignIn) -> None:
-    service.sign_out(current.session)
+def logout(current: Current, request: Request, service: SignIn) -> None:
+    service.sign_out(current.session, device_of(request))
 
 
 @router.post(
     "/password-reset/request",
     status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[Depends(limit_password_reset)],
+    responses=problem_responses(RateLimitedError, RateLimitUnavailableError),
     summary="Mail a password-reset link to the address, if it has an account",
 )
 def password_reset_request(body: PasswordResetRequest, service: Passwords) -> PasswordResetAccepted:
@@ -154,8 +226,10 @@ def password_reset_request(body: PasswordResetRequest, service: Passwords) -> Pa
     responses=problem_responses(InvalidTokenError, WeakPasswordError),
     summary="Set a new password with the token from the reset mail; signs out everywhere",
 )
-def password_reset_confirm(body: PasswordResetConfirm, service: Passwords) -> None:
-    service.confirm_reset(body.token, body.password)
+def password_reset_confirm(
+    body: PasswordResetConfirm, request: Request, service: Passwords
+) -> None:
+    service.confirm_reset(body.token, body.password, device_of(request))
 
 
 @me_router.post(
@@ -164,18 +238,29 @@ def password_reset_confirm(body: PasswordResetConfirm, service: Passwords) -> No
     responses=problem_responses(WrongPasswordError, WeakPasswordError),
     summary="Change your password; ends your other sessions, keeps this one",
 )
-def change_password(body: PasswordChange, current: Current, service: Passwords) -> None:
-    service.change_password(current.user, current.session, body.current_password, body.new_password)
+def change_password(
+    body: PasswordChange, current: Current, request: Request, service: Passwords
+) -> None:
+    service.change_password(
+        current.user,
+        current.session,
+        body.current_password,
+        body.new_password,
+        device_of(request),
+    )
 
 
 @me_router.get("", summary="Your profile")
-def me(current: Current) -> Profile:
+def me(current: Current, request: Request, session: RequestSession, service: SignIn) -> Profile:
     user = current.user
     return Profile(
         id=user.id,
         email=user.email,
         name=user.name,
         email_verified=user.email_verified_at is not None,
+        two_factor_enabled=service.second_factor.is_enabled(user),
+        tier=user.tier,
+        avatar_url=avatar_url(session, request.app.state.storage, user.id),
     )
 
 
@@ -200,5 +285,151 @@ def my_sessions(current: Current, service: SignIn) -> list[SessionInfo]:
     responses=problem_responses(NotFoundError),
     summary="End one of your sessions (this one included)",
 )
-def end_session(session_id: uuid.UUID, current: Current, service: SignIn) -> None:
-    service.end_session(current.user, session_id)
+def end_session(session_id: uuid.UUID, current: Current, request: Request, service: SignIn) -> None:
+    service.end_session(current.user, session_id, device_of(request))
+
+
+def email_change_service(request: Request, session: RequestSession) -> EmailChangeService:
+    return EmailChangeService(
+        session, request.app.state.settings, request.app.state.mailer, request.app.state.clock
+    )
+
+
+EmailChanges = Annotated[EmailChangeService, Depends(email_change_service)]
+
+
+def recently_reauthenticated(current: Current, service: SignIn) -> Authenticated:
+    """The signed-in user, if this session re-authenticated within REAUTHENTICATION_WINDOW."""
+    service.require_recent_reauthentication(current)
+    return current
+
+
+Reauthed = Annotated[Authenticated, Depends(recently_reauthenticated)]
+
+
+@router.post(
+    "/reauth",
+    responses=problem_responses(
+        InvalidAccessTokenError, WrongPasswordError, OtpRequiredError, InvalidOtpError
+    ),
+    summary="Confirm your password (and two-factor code) again before a sensitive change",
+)
+def reauth(
+    body: ReauthRequest, current: Current, request: Request, service: SignIn
+) -> Reauthenticated:
+    service.reauthenticate(current, body.password, body.otp, device_of(request))
+    assert current.session.reauthenticated_at is not None
+    return Reauthenticated(
+        reauthenticated_until=current.session.reauthenticated_at + REAUTHENTICATION_WINDOW
+    )
+
+
+@router.post(
+    "/verify-email-change",
+    responses=problem_responses(InvalidTokenError, EmailTakenError),
+    summary="Switch your account to the new address with the token mailed there; ends your "
+    "other sessions",
+)
+def verify_email_change(
+    body: VerifyEmailRequest,
+    request: Request,
+    service: EmailChanges,
+    sign_in: SignIn,
+    token: Annotated[str | None, Depends(bearer_token)],
+) -> EmailVerified:
+    """Every session of the account ends, except the one sending this request, if any."""
+    keep: uuid.UUID | None = None
+    if token is not None:
+        try:
+            keep = sign_in.authenticate(token).session.id
+        except InvalidAccessTokenError:
+            keep = None  # the link alone is enough; an ended session just is not kept
+    user = service.confirm_change(body.token, device_of(request), keep_session=keep)
+    return EmailVerified(email=user.email)
+
+
+def two_factor_service(request: Request, session: RequestSession) -> TwoFactorService:
+    return TwoFactorService(session, request.app.state.settings, request.app.state.clock)
+
+
+TwoFactors = Annotated[TwoFactorService, Depends(two_factor_service)]
+
+
+@me_router.post(
+    "/2fa/setup",
+    responses=problem_responses(ReauthenticationRequiredError, TwoFactorStateError),
+    summary="Start two-factor set-up: a new authenticator secret and its QR code",
+)
+def two_factor_setup(
+    current: Reauthed, response: Response, service: TwoFactors
+) -> TwoFactorSetupOut:
+    """Nothing changes at sign-in until POST /me/2fa/enable proves the app shows the codes."""
+    setup = service.set_up(current.user)
+    response.headers["Cache-Control"] = "no-store"  # a secret: no cache may keep it
+    return TwoFactorSetupOut(
+        secret=setup.secret, otpauth_uri=setup.otpauth_uri, qr_svg=setup.qr_svg
+    )
+
+
+@me_router.post(
+    "/2fa/enable",
+    responses=problem_responses(
+        ReauthenticationRequiredError, TwoFactorStateError, InvalidOtpError
+    ),
+    summary="Turn two-factor sign-in on with a first code; returns recovery codes once",
+)
+def two_factor_enable(
+    body: TwoFactorCode,
+    current: Reauthed,
+    request: Request,
+    response: Response,
+    service: TwoFactors,
+) -> RecoveryCodes:
+    codes = service.enable(current.user, body.code, device_of(request))
+    response.headers["Cache-Control"] = "no-store"
+    return RecoveryCodes(recovery_codes=codes)
+
+
+@me_router.post(
+    "/2fa/disable",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(
+        ReauthenticationRequiredError, TwoFactorStateError, InvalidOtpError
+    ),
+    summary="Turn two-factor sign-in off (with a current code or a recovery code)",
+)
+def two_factor_disable(
+    body: TwoFactorCode, current: Reauthed, request: Request, service: TwoFactors
+) -> None:
+    service.disable(current.user, body.code, device_of(request))
+
+
+@me_router.post(
+    "/2fa/recovery-codes",
+    responses=problem_responses(ReauthenticationRequiredError, TwoFactorStateError),
+    summary="Replace your recovery codes; the old ones stop working",
+)
+def two_factor_recovery_codes(
+    current: Reauthed, response: Response, service: TwoFactors
+) -> RecoveryCodes:
+    codes = service.regenerate_recovery_codes(current.user)
+    response.headers["Cache-Control"] = "no-store"
+    return RecoveryCodes(recovery_codes=codes)
+
+
+@me_router.post(
+    "/email",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=problem_responses(ReauthenticationRequiredError, EmailTakenError),
+    summary="Change your email address: mails a confirmation link to the new one",
+)
+def change_email(
+    body: EmailChangeRequest, current: Reauthed, request: Request, service: EmailChanges
+) -> EmailChangeAccepted:
+    """The address changes only once the link mailed to it is opened; the old one is told."""
+    new_email = service.request_change(current.user, body.new_email, device_of(request))
+    return EmailChangeAccepted(
+        new_email=new_email,
+        detail="Check the inbox of the new address: the change takes effect once you open the "
+        "link we sent there (within 24 hours).",
+    )

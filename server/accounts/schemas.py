@@ -61,19 +61,35 @@ class TokenRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    grant_type: Literal["password", "refresh_token"]
+    grant_type: Literal["password", "refresh_token", "authorization_code"]
     username: str | None = Field(default=None, max_length=320, description="The email address")
     password: str | None = Field(default=None, max_length=MAX_PASSWORD_LENGTH)
     refresh_token: str | None = Field(default=None, max_length=200)
+    otp: str | None = Field(
+        default=None,
+        max_length=32,
+        description="With grant_type=password when two-factor sign-in is on: the 6-digit code "
+        "of the authenticator app, or a recovery code.",
+    )
+    # grant_type=authorization_code (the desktop's browser sign-in, RFC 6749 §4.1.3 with
+    # RFC 7636 PKCE); client_id must then be notefall-desktop.
+    code: str | None = Field(default=None, max_length=200)
+    redirect_uri: str | None = Field(default=None, max_length=2000)
+    code_verifier: str | None = Field(default=None, max_length=128)
     # OAuth2 clients (the Authorize dialog of /docs among them) may send these; Notefall
-    # has one scope and only public clients, so they are accepted and ignored.
+    # has one scope and only public clients, so they are accepted and ignored (except
+    # client_id with an authorization code).
     scope: str = Field(default="", max_length=200)
     client_id: str | None = Field(default=None, max_length=200)
     client_secret: str | None = Field(default=None, max_length=200)
 
     @model_validator(mode="after")
     def _fields_of_the_grant(self) -> TokenRequest:
-        needed = ["username", "password"] if self.grant_type == "password" else ["refresh_token"]
+        needed = {
+            "password": ["username", "password"],
+            "refresh_token": ["refresh_token"],
+            "authorization_code": ["code", "redirect_uri", "client_id", "code_verifier"],
+        }[self.grant_type]
         missing = [name for name in needed if not getattr(self, name)]
         if missing:
             raise ValueError(f"grant_type={self.grant_type} needs {' and '.join(missing)}")
@@ -92,6 +108,14 @@ class Profile(BaseModel):
     email: str
     name: str
     email_verified: bool
+    two_factor_enabled: bool = Field(
+        default=False, description="True when sign-in also needs an authenticator code"
+    )
+    tier: str = Field(default="free", description="Your plan: a tier of the tier table")
+    avatar_url: str | None = Field(
+        default=None,
+        description="A signed link to your avatar, valid for an hour; null without one",
+    )
 
 
 class SessionInfo(BaseModel):
@@ -129,3 +153,58 @@ class PasswordChange(BaseModel):
 
     current_password: str = Field(max_length=MAX_PASSWORD_LENGTH)
     new_password: str = Field(max_length=MAX_PASSWORD_LENGTH)
+
+
+class ReauthRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    password: str = Field(max_length=MAX_PASSWORD_LENGTH)
+    otp: str | None = Field(
+        default=None,
+        max_length=32,
+        description="When two-factor sign-in is on: an authenticator code or a recovery code.",
+    )
+
+
+class Reauthenticated(BaseModel):
+    reauthenticated_until: datetime = Field(
+        description="Until when this session may make sensitive changes (2FA, email address)."
+    )
+
+
+class TwoFactorSetupOut(BaseModel):
+    secret: str = Field(description="The base32 secret, for apps that cannot scan the QR code")
+    otpauth_uri: str = Field(description="The otpauth:// URI the QR code holds")
+    qr_svg: str = Field(description="An SVG image of the QR code, for authenticator apps to scan")
+
+
+class TwoFactorCode(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(
+        min_length=1,
+        max_length=32,
+        description="A 6-digit authenticator code (disable also takes a recovery code).",
+    )
+
+
+class RecoveryCodes(BaseModel):
+    recovery_codes: list[str] = Field(
+        description="Shown this once: each signs in once when the authenticator is lost."
+    )
+
+
+class EmailChangeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    new_email: str = Field(max_length=320, examples=["ada@example.org"])
+
+    @field_validator("new_email")
+    @classmethod
+    def _plausible_email(cls, value: str) -> str:
+        return SignupRequest._plausible_email(value)
+
+
+class EmailChangeAccepted(BaseModel):
+    new_email: str
+    detail: str

@@ -5,20 +5,21 @@ from __future__ import annotations
 from datetime import timedelta
 from urllib.parse import quote
 
+from notefall.server.activity import ActivityKind
 from notefall.server.kit.db import after_commit
-from notefall.server.kit.mail import Outbox, compose
+from notefall.server.kit.mail import Mailer, compose
 from notefall.server.kit.models import utcnow
-from notefall.server.kit.security import hash_token, issue_token, token_is_signed
 from notefall.server.kit.settings import Settings
 from sqlalchemy.orm import Session
 
+from .device import UNKNOWN_DEVICE, Clock, Device, record_event
 from .errors import InvalidTokenError
-from .models import EmailVerificationToken, User
+from .models import User
 from .passwords import check_password_strength, hash_password
 from .repository import AccountRepository
 from .schemas import SignupAccepted
+from .tokens import SingleUseTokens, TokenPurpose
 
-VERIFY_EMAIL_PURPOSE = "verify-email"
 VERIFICATION_TOKEN_LIFETIME = timedelta(hours=48)
 SIGNUP_ACCEPTED_DETAIL = "Check your inbox: we sent a link to confirm this email address."
 
@@ -28,13 +29,19 @@ def normalize_email(email: str) -> str:
 
 
 class AccountService:
-    def __init__(self, session: Session, settings: Settings, outbox: Outbox) -> None:
+    def __init__(
+        self, session: Session, settings: Settings, outbox: Mailer, clock: Clock = utcnow
+    ) -> None:
         self.session = session
         self.settings = settings
         self.outbox = outbox
+        self.clock = clock
         self.accounts = AccountRepository(session)
+        self.tokens = SingleUseTokens(session, settings.secret_key.get_secret_value())
 
-    def sign_up(self, email: str, password: str, name: str) -> SignupAccepted:
+    def sign_up(
+        self, email: str, password: str, name: str, device: Device = UNKNOWN_DEVICE
+    ) -> SignupAccepted:
         """Create an unverified account and mail a verification link.
 
         An address that already has an account gets the same answer (no user enumeration)
@@ -49,6 +56,7 @@ class AccountService:
         if existing is None:
             user = User(email=email, name=name, password_hash=password_hash)
             if self.accounts.add_user(user):
+                record_event(self.session, user.id, ActivityKind.SIGNED_UP, device, self.clock())
                 self._send_verification(user)
                 return accepted
             existing = self.accounts.user_by_email(email)  # lost a race with the same email
@@ -56,41 +64,29 @@ class AccountService:
         self._send_signup_attempt_notice(existing)
         return accepted
 
-    def verify_email(self, token: str) -> User:
+    def verify_email(self, token: str, device: Device = UNKNOWN_DEVICE) -> User:
         invalid = InvalidTokenError(
             "This verification link is invalid, expired or already used; sign up again with "
             "the same address to get a new one."
         )
-        if not token_is_signed(self._secret, VERIFY_EMAIL_PURPOSE, token):
-            raise invalid
-        stored = self.accounts.verification_token_by_hash(hash_token(token))
-        now = utcnow()
-        if stored is None or stored.used_at is not None or stored.expires_at <= now:
-            raise invalid
-        if not self.accounts.use_verification_token(stored.id, now):
+        now = self.clock()
+        stored = self.tokens.find_valid(TokenPurpose.VERIFY_EMAIL, token, now)
+        if stored is None or not self.tokens.spend(stored, now):
             raise invalid
         user = self.accounts.user_by_id(stored.user_id)
         assert user is not None  # the foreign key cascades deletes to tokens
         if user.email_verified_at is None:
             user.email_verified_at = now
+            record_event(self.session, user.id, ActivityKind.EMAIL_VERIFIED, device, now)
         self.session.flush()
         return user
 
-    @property
-    def _secret(self) -> str:
-        return self.settings.secret_key.get_secret_value()
-
     def _verification_link(self, user: User) -> tuple[str, str]:
-        issued = issue_token(self._secret, VERIFY_EMAIL_PURPOSE)
-        self.accounts.add_verification_token(
-            EmailVerificationToken(
-                user_id=user.id,
-                token_hash=issued.token_hash,
-                expires_at=utcnow() + VERIFICATION_TOKEN_LIFETIME,
-            )
+        token = self.tokens.issue(
+            user.id, TokenPurpose.VERIFY_EMAIL, VERIFICATION_TOKEN_LIFETIME, self.clock()
         )
-        link = f"{self.settings.public_url}/verify-email?token={quote(issued.token)}"
-        return issued.token, link
+        link = f"{self.settings.public_url}/verify-email?token={quote(token)}"
+        return token, link
 
     def _send_verification(self, user: User) -> None:
         token, link = self._verification_link(user)

@@ -5,19 +5,29 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from notefall.common import __version__
 from notefall.server.accounts.router import me_router
 from notefall.server.accounts.router import router as accounts_router
 from notefall.server.activity.router import router as activity_router
+from notefall.server.jobs import configure as configure_jobs
+from notefall.server.oauth.router import router as oauth_router
+from notefall.server.profile.router import router as profile_router
 from notefall.server.projects.router import router as projects_router
+from notefall.server.projects.router import shared_router
+from notefall.server.storage.errors import StorageUnreachableError
+from notefall.server.storage.factory import storage_from_settings
 from notefall.server.storage.router import router as files_router
-from notefall.server.storage.storage import LocalStorage
+from notefall.server.usage.router import router as usage_router
+from notefall.server.web.router import install_pages
 
 from .db import Database
 from .errors import ServiceUnavailableError, install_error_handlers, problem_responses
+from .mail import mailer_for
 from .models import utcnow
+from .ratelimit import RateLimiter, RateLimitHeaders, redis_client
 from .settings import Settings
+from .text import refuse_nul_characters
 
 API_PREFIX = "/api/v1"
 
@@ -34,6 +44,8 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
         database.dispose()
+        if app.state.rate_limiter is not None:
+            app.state.rate_limiter.close()
 
     app = FastAPI(
         title="Notefall",
@@ -41,23 +53,35 @@ def create_app(settings: Settings) -> FastAPI:
         summary="Falling-notes piano videos from MIDI files: accounts, projects and renders.",
         docs_url="/docs",
         lifespan=lifespan,
+        dependencies=[Depends(refuse_nul_characters)],
     )
     app.state.settings = settings
     app.state.database = database
     # What 'now' is for tokens and sessions; tests replace it instead of sleeping.
     app.state.clock = utcnow
-    app.state.storage = LocalStorage(
-        settings.storage_dir,
-        settings.secret_key.get_secret_value(),
-        settings.public_url,
-        clock=lambda: app.state.clock(),
-    )
+    app.state.storage = storage_from_settings(settings, clock=lambda: app.state.clock())
+    # SMTP when NOTEFALL_SMTP_URL is set, else the outbox folder.
+    app.state.mailer = mailer_for(settings)
+    app.state.rate_limiter = None
+    if settings.redis_url:
+        configure_jobs(settings)
+        app.state.rate_limiter = RateLimiter(
+            redis_client(settings.redis_url),
+            settings.rate_limit_scale,
+            clock=lambda: app.state.clock(),
+        )
+    app.add_middleware(RateLimitHeaders)
     install_error_handlers(app)
     app.include_router(accounts_router, prefix=API_PREFIX)
     app.include_router(me_router, prefix=API_PREFIX)
     app.include_router(activity_router, prefix=API_PREFIX)
+    app.include_router(profile_router, prefix=API_PREFIX)
     app.include_router(projects_router, prefix=API_PREFIX)
+    app.include_router(shared_router, prefix=API_PREFIX)
+    app.include_router(usage_router, prefix=API_PREFIX)
     app.include_router(files_router)
+    app.include_router(oauth_router)
+    install_pages(app, API_PREFIX)
 
     @app.get("/healthz", tags=["operations"], summary="The process is alive")
     def healthz() -> dict[str, str]:
@@ -66,13 +90,18 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get(
         "/readyz",
         tags=["operations"],
-        summary="The server can serve requests (its database answers)",
-        responses=problem_responses(DatabaseUnreachableError),
+        summary="The server can serve requests (its database and storage answer)",
+        responses=problem_responses(DatabaseUnreachableError, StorageUnreachableError),
     )
     def readyz(request: Request) -> dict[str, str]:
         if not request.app.state.database.is_reachable():
             raise DatabaseUnreachableError(
                 "The database does not answer; check NOTEFALL_DATABASE_URL."
+            )
+        if not request.app.state.storage.is_reachable():
+            raise StorageUnreachableError(
+                "File storage does not answer; check NOTEFALL_STORAGE_URL (and for S3 the "
+                "bucket, NOTEFALL_S3_ENDPOINT_URL and the AWS credentials)."
             )
         return {"status": "ready"}
 

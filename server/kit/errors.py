@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -55,7 +56,7 @@ class ServiceUnavailableError(ProblemError):
     title = "Service unavailable"
 
 
-class _InvalidRequest(ProblemError):
+class InvalidRequestError(ProblemError):
     status = HTTPStatus.UNPROCESSABLE_ENTITY
     code = "invalid_request"
     title = "Invalid request"
@@ -74,7 +75,7 @@ class Problem(BaseModel):
 def problem_responses(*errors: type[ProblemError]) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` for an endpoint that may raise ``errors`` (plus invalid bodies)."""
     codes_by_status: dict[int, list[str]] = {}
-    documented: list[type[ProblemError]] = [*errors, _InvalidRequest]
+    documented: list[type[ProblemError]] = [*errors, InvalidRequestError]
     for error in documented:
         codes_by_status.setdefault(int(error.status), []).append(f"`{error.code}`: {error.title}")
     return {
@@ -114,9 +115,9 @@ async def _on_invalid_request(_request: Request, exc: Exception) -> JSONResponse
     fields = sorted({e["field"] for e in errors if e["field"]})
     named = " and ".join([", ".join(fields[:-1]), fields[-1]] if len(fields) > 1 else fields)
     return problem_response(
-        _InvalidRequest.status,
-        _InvalidRequest.code,
-        _InvalidRequest.title,
+        InvalidRequestError.status,
+        InvalidRequestError.code,
+        InvalidRequestError.title,
         f"Fix {named or 'the request body'} and send the request again.",
         errors=errors,
     )
@@ -142,6 +143,19 @@ async def _on_http_error(_request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
+async def _on_data_error(_request: Request, exc: Exception) -> JSONResponse:
+    # A value the database cannot store (out of range, bad text) that validation let through:
+    # the client's input, answered as such instead of a 500; logged so the gap gets closed.
+    log.warning("database refused a value", exc_info=exc)
+    return problem_response(
+        InvalidRequestError.status,
+        InvalidRequestError.code,
+        InvalidRequestError.title,
+        "A value in the request is out of range or not valid text; fix it and send the "
+        "request again.",
+    )
+
+
 async def _on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error", exc_info=exc)
     return problem_response(
@@ -156,4 +170,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _on_problem)
     app.add_exception_handler(RequestValidationError, _on_invalid_request)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(DataError, _on_data_error)
     app.add_exception_handler(Exception, _on_unexpected)

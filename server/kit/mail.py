@@ -1,16 +1,34 @@
-"""Outgoing mail. Without an SMTP server, each message is an .eml file in the outbox folder."""
+"""Outgoing mail: one ``Mailer`` interface, created once per app as ``app.state.mailer``.
+
+With NOTEFALL_SMTP_URL it is an ``SmtpMailer``; without, an ``Outbox`` that writes each
+message as an .eml file. A message SMTP does not take is written to the outbox instead
+(and an error logged), so no verification or reset mail is ever lost.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
+import smtplib
+import ssl
 import tempfile
 import uuid
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
+from typing import Protocol
+from urllib.parse import unquote, urlparse
+
+from .settings import Settings
 
 SENDER = "Notefall <no-reply@notefall.invalid>"
+SMTP_TIMEOUT_SECONDS = 10
+log = logging.getLogger("notefall.server.mail")
+
+
+class Mailer(Protocol):
+    def send(self, message: EmailMessage) -> object: ...
 
 
 def compose(to: str, subject: str, body: str) -> EmailMessage:
@@ -46,3 +64,57 @@ class Outbox:
             Path(temporary).unlink(missing_ok=True)
             raise
         return final
+
+
+class SmtpMailer:
+    """Sends through ``smtp://[user:password@]host[:port]`` (STARTTLS whenever the server
+    offers it) or ``smtps://...`` (TLS from the first byte); the outbox keeps what fails."""
+
+    def __init__(
+        self, url: str, fallback: Outbox, *, timeout: float = SMTP_TIMEOUT_SECONDS
+    ) -> None:
+        parsed = urlparse(url)
+        self.implicit_tls = parsed.scheme == "smtps"
+        self.host = parsed.hostname or "localhost"
+        self.port = parsed.port or (465 if self.implicit_tls else 25)
+        self.username = unquote(parsed.username) if parsed.username else None
+        self.password = unquote(parsed.password) if parsed.password else ""
+        self.fallback = fallback
+        self.timeout = timeout
+
+    def send(self, message: EmailMessage) -> None:
+        try:
+            self.deliver(message)
+        except (smtplib.SMTPException, OSError) as exc:
+            kept = self.fallback.send(message)
+            log.error(
+                "SMTP delivery to %s:%s failed (%s: %s); the message is kept in %s",
+                self.host,
+                self.port,
+                type(exc).__name__,
+                exc,
+                kept,
+            )
+
+    def deliver(self, message: EmailMessage) -> None:
+        context = ssl.create_default_context()
+        connection: smtplib.SMTP
+        if self.implicit_tls:
+            connection = smtplib.SMTP_SSL(
+                self.host, self.port, timeout=self.timeout, context=context
+            )
+        else:
+            connection = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        with connection:
+            connection.ehlo()
+            if not self.implicit_tls and connection.has_extn("starttls"):
+                connection.starttls(context=context)
+                connection.ehlo()
+            if self.username:
+                connection.login(self.username, self.password)
+            connection.send_message(message)
+
+
+def mailer_for(settings: Settings) -> Mailer:
+    outbox = Outbox(settings.outbox_dir)
+    return SmtpMailer(settings.smtp_url, outbox) if settings.smtp_url else outbox

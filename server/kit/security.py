@@ -44,7 +44,8 @@ def issue_token(secret_key: str, purpose: str) -> IssuedToken:
 
 def token_is_signed(secret_key: str, purpose: str, token: str) -> bool:
     nonce, dot, signature = token.partition(".")
-    if not dot or not nonce or not signature:
+    if not dot or not nonce or not signature or not token.isascii():
+        # compare_digest refuses non-ASCII str; no genuine token contains any.
         return False
     return hmac.compare_digest(signature, _signature(secret_key, purpose, nonce))
 
@@ -65,7 +66,7 @@ def issue_access_token(secret_key: str, session_id: uuid.UUID, expires_at: datet
 def read_access_token(secret_key: str, token: str, now: datetime) -> uuid.UUID | None:
     """The session id of a genuine, unexpired access token; None for anything else."""
     payload, dot, signature = token.rpartition(".")
-    if not dot or not hmac.compare_digest(
+    if not dot or not token.isascii() or not hmac.compare_digest(
         signature, _signature(secret_key, ACCESS_PURPOSE, payload)
     ):
         return None

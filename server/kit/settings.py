@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -31,11 +32,21 @@ class Settings(BaseSettings):
     data_dir: Path = Path.home() / ".notefall"
     # Unset: SQLite at DATA_DIR/notefall.db.
     database_url: str = ""
+    # Unset: `notefall stack` (and `serve` in development) start an embedded Redis;
+    # production refuses to start without one.
     redis_url: str | None = None
-    # Unset: local files under DATA_DIR/storage.
+    # Unset: local files under DATA_DIR/storage. s3://bucket[/prefix]: an S3-compatible
+    # bucket (credentials from boto3's standard chain: AWS_* variables, profile or role).
     storage_url: str = ""
-    # Unset: mail is written as .eml files to DATA_DIR/outbox.
+    # Unset: AWS itself; set for MinIO, R2 and other S3-compatible services.
+    s3_endpoint_url: str | None = None
+    # Unset: boto3's own (AWS_DEFAULT_REGION, the profile's region).
+    s3_region: str | None = None
+    # Unset: mail is written as .eml files to DATA_DIR/outbox. smtp:// (STARTTLS when
+    # offered) or smtps:// (implicit TLS), optionally with user:password@.
     smtp_url: str | None = None
+    # Multiplies every rate limit (sign-in, sign-up, password reset, API requests per minute).
+    rate_limit_scale: float = Field(1.0, gt=0)
     # Largest MIDI file a project takes (the tier table will refine it).
     max_midi_bytes: int = Field(16 * 1024 * 1024, gt=0)
     public_url: str = "http://127.0.0.1:8000"
@@ -51,12 +62,7 @@ class Settings(BaseSettings):
             object.__setattr__(self, "database_url", f"sqlite:///{data_dir / 'notefall.db'}")
         if not self.storage_url:
             object.__setattr__(self, "storage_url", (data_dir / "storage").as_uri())
-        if urlparse(self.storage_url).scheme != "file":
-            # Refused rather than ignored: files would land somewhere nobody expects.
-            raise ValueError(
-                "only file:// storage is built yet (S3 is not); unset NOTEFALL_STORAGE_URL "
-                "to keep files in DATA_DIR/storage"
-            )
+        _check_storage_url(self.storage_url, self.s3_endpoint_url)
         object.__setattr__(self, "public_url", self.public_url.rstrip("/"))
         if self.environment is Environment.PRODUCTION:
             secret = self.secret_key.get_secret_value()
@@ -67,11 +73,18 @@ class Settings(BaseSettings):
                     "of `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
                 )
         if self.smtp_url:
-            # Refused rather than ignored: silently dropping mail would lock users out.
-            raise ValueError(
-                "NOTEFALL_SMTP_URL is set, but SMTP delivery is not built yet; unset it to "
-                "write mail to DATA_DIR/outbox"
-            )
+            parsed = urlparse(self.smtp_url)
+            if parsed.scheme not in ("smtp", "smtps") or not parsed.hostname:
+                raise ValueError(
+                    "NOTEFALL_SMTP_URL must look like smtp://[user:password@]host:port "
+                    "(STARTTLS when offered) or smtps://... (implicit TLS)"
+                )
+            try:
+                parsed.port  # noqa: B018 - parsing the port validates it
+            except ValueError:
+                raise ValueError("NOTEFALL_SMTP_URL has an invalid port") from None
+        if self.redis_url and urlparse(self.redis_url).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("NOTEFALL_REDIS_URL must look like redis://host:port/db")
         return self
 
     @property
@@ -82,6 +95,43 @@ class Settings(BaseSettings):
     def storage_dir(self) -> Path:
         """The directory of a ``file://`` storage URL."""
         return Path(unquote(urlparse(self.storage_url).path))
+
+    @property
+    def storage_s3_location(self) -> tuple[str, str] | None:
+        """(bucket, prefix) of an ``s3://`` storage URL; None for local storage."""
+        parsed = urlparse(self.storage_url)
+        if parsed.scheme != "s3":
+            return None
+        return parsed.netloc, parsed.path.strip("/")
+
+
+# S3's rules for bucket names (3-63 characters; no upper case or underscores).
+_S3_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def _check_storage_url(url: str, s3_endpoint_url: str | None) -> None:
+    # Refused rather than ignored: files would land somewhere nobody expects.
+    if s3_endpoint_url is not None:
+        endpoint = urlparse(s3_endpoint_url)
+        if endpoint.scheme not in ("http", "https") or not endpoint.netloc:
+            raise ValueError(
+                "NOTEFALL_S3_ENDPOINT_URL must be the service's address, such as "
+                "http://minio:9000 or https://<account>.r2.cloudflarestorage.com"
+            )
+    parsed = urlparse(url)
+    if parsed.scheme == "file":
+        return
+    if parsed.scheme != "s3":
+        raise ValueError(
+            "NOTEFALL_STORAGE_URL must be file:///a/directory or s3://bucket[/prefix]; "
+            "unset it to keep files in DATA_DIR/storage"
+        )
+    if not _S3_BUCKET.fullmatch(parsed.netloc) or parsed.query or parsed.fragment:
+        raise ValueError(
+            "NOTEFALL_STORAGE_URL must name an S3 bucket as s3://bucket[/prefix] (a bucket "
+            "name is 3-63 lower-case letters, digits, dots and dashes); credentials come "
+            "from the standard AWS variables, profile or role, never from this URL"
+        )
 
 
 def load_settings(**overrides: object) -> Settings:

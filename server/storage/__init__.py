@@ -1,1 +1,2 @@
-"""Where users' files live: one ``Storage`` interface, a local-disk backend and signed links."""
+"""Where users' files live: one ``Storage`` interface with a local-disk backend (HMAC-signed
+links served by ``/files``) and an S3-compatible one (pre-signed URLs); ``factory`` picks one."""

@@ -1,22 +1,27 @@
-"""``GET /files/{key}``: serves a stored file to whoever holds a signed, unexpired link."""
+"""``GET /files/{key}``: serves a local-storage file to whoever holds a signed, unexpired link.
+
+Only local storage links here; S3 serves its own pre-signed links, so with S3 storage
+every request to this route is refused like a bad link.
+"""
 
 from __future__ import annotations
 
-import mimetypes
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse
 from notefall.server.kit.errors import NotFoundError, problem_responses
 
 from .errors import InvalidFileLinkError
-from .storage import FILES_PATH, Storage
+from .local import FILES_PATH, LocalStorage
+from .storage import LINK_CACHE_CONTROL, content_disposition
 
 router = APIRouter(prefix=FILES_PATH, tags=["files"])
 
 
 @router.get(
     "/{key:path}",
-    response_class=Response,
+    response_class=FileResponse,
     responses={
         200: {"content": {"application/octet-stream": {}}, "description": "The file"},
         **problem_responses(InvalidFileLinkError, NotFoundError),
@@ -28,14 +33,22 @@ def download(
     request: Request,
     expires: Annotated[int | None, Query()] = None,
     sig: Annotated[str | None, Query()] = None,
-) -> Response:
-    storage: Storage = request.app.state.storage
-    if expires is None or sig is None or not storage.verify(key, expires, sig):
+    name: Annotated[
+        str | None, Query(description="the download name the link was signed with")
+    ] = None,
+) -> FileResponse:
+    storage = request.app.state.storage
+    if (
+        not isinstance(storage, LocalStorage)
+        or expires is None
+        or sig is None
+        or not storage.verify(key, expires, sig, name)
+    ):
         raise InvalidFileLinkError("This file link is invalid or has expired; ask for a new one.")
-    try:
-        data = storage.get(key)
-    except FileNotFoundError:
-        raise NotFoundError("This file no longer exists.") from None
-    media_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
-    # The link is the credential: keep it out of shared caches.
-    return Response(data, media_type=media_type, headers={"Cache-Control": "private, no-store"})
+    if not storage.exists(key):
+        raise NotFoundError("This file no longer exists.")
+    headers = {"Cache-Control": LINK_CACHE_CONTROL}
+    if name is not None:
+        headers["Content-Disposition"] = content_disposition(name)
+    # FileResponse streams the file and answers Range requests (video players seek).
+    return FileResponse(storage.path_of(key), headers=headers)

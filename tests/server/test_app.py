@@ -7,7 +7,7 @@ from notefall.server.kit.app import create_app
 from notefall.server.kit.errors import PROBLEM_JSON, NotFoundError
 from notefall.server.kit.settings import Settings
 
-from .conftest import TestClient, make_settings
+from .conftest import TestClient, make_settings, signed_in_headers
 
 PROBLEM_FIELDS = {"type", "title", "status", "detail", "code"}
 
@@ -113,3 +113,19 @@ def test_openapi_documents_sign_in_and_the_bearer_scheme(client: TestClient):
         "invalid_access_token"
         in paths["/api/v1/me/sessions"]["get"]["responses"]["401"]["description"]
     )
+
+
+def test_nul_characters_are_refused_before_they_reach_the_database(
+    client: TestClient, settings: Settings
+):
+    # PostgreSQL text cannot hold U+0000; without this check the search below was a 500 there.
+    headers = signed_in_headers(client, settings, "nul@example.com")
+    search = client.get("/api/v1/projects", params={"q": "a\x00b"}, headers=headers)
+    assert "NUL" in assert_problem(search, 422, "invalid_request")["detail"]
+    create = client.post("/api/v1/projects", json={"name": "a\x00b"}, headers=headers)
+    assert "NUL" in assert_problem(create, 422, "invalid_request")["detail"]
+    form = {"grant_type": "password", "username": "nul@example.com\x00", "password": "x"}
+    assert "NUL" in assert_problem(
+        client.post("/api/v1/auth/token", data=form), 422, "invalid_request"
+    )["detail"]
+    assert client.get("/api/v1/projects", headers=headers).json()["total"] == 0

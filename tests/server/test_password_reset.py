@@ -1,16 +1,31 @@
 """Password reset by mail and password change through the HTTP API, on every database backend."""
 
+import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
-from notefall.server.accounts.models import PasswordResetToken, User
-from notefall.server.kit.db import Database
-from notefall.server.kit.models import utcnow
+import sqlalchemy as sa
+from alembic import command
+from notefall.server.accounts.models import SingleUseToken, User
+from notefall.server.accounts.passwords import hash_password
+from notefall.server.kit.app import create_app
+from notefall.server.kit.db import Database, normalize_database_url
+from notefall.server.kit.models import UTCDateTime, utcnow
 from notefall.server.kit.security import issue_token
 from notefall.server.kit.settings import Settings
+from notefall.server.migrations import alembic_config, upgrade_to_head
 from sqlalchemy import select
 
-from .conftest import TestClient, body_of, outbox_messages, token_in
+from .conftest import (
+    TEST_RATE_LIMIT_SCALE,
+    TEST_SECRET_KEY,
+    TestClient,
+    body_of,
+    make_settings,
+    outbox_messages,
+    token_in,
+)
 from .test_app import assert_problem
 
 REQUEST = "/api/v1/auth/password-reset/request"
@@ -61,6 +76,10 @@ def _rows(settings: Settings, model: type) -> list:
     return rows
 
 
+def _reset_tokens(settings: Settings) -> list[SingleUseToken]:
+    return [row for row in _rows(settings, SingleUseToken) if row.purpose == "password-reset"]
+
+
 @pytest.fixture
 def ada(client: TestClient, settings: Settings) -> dict:
     _sign_up(client, settings)
@@ -81,16 +100,14 @@ def test_known_and_unknown_emails_get_the_same_answer_and_only_the_known_gets_ma
     assert len(mails) == mails_before + 1
     assert mails[-1]["To"] == "ada@example.com"
     assert "http://notefall.test/reset-password?token=" in body_of(mails[-1])
-    assert [row.user_id for row in _rows(settings, PasswordResetToken)] == [
-        _rows(settings, User)[0].id
-    ]
+    assert [row.user_id for row in _reset_tokens(settings)] == [_rows(settings, User)[0].id]
 
 
 def test_only_a_hash_of_the_reset_token_is_stored(
     client: TestClient, settings: Settings, ada: dict
 ):
     token = _request_reset_token(client, settings)
-    [row] = _rows(settings, PasswordResetToken)
+    [row] = _reset_tokens(settings)
     assert token not in row.token_hash and len(row.token_hash) == 64
 
 
@@ -225,3 +242,99 @@ def test_a_password_change_retires_pending_reset_links(
     assert client.post(CHANGE, json=body, headers=_bearer(current)).status_code == 204
     stale = client.post(CONFIRM, json={"token": token, "password": "yet another long passphrase"})
     assert_problem(stale, 400, "invalid_token")
+
+
+def _old_token_table(name: str) -> sa.TableClause:
+    return sa.table(
+        name,
+        sa.column("id", sa.Uuid()),
+        sa.column("user_id", sa.Uuid()),
+        sa.column("token_hash", sa.String()),
+        sa.column("expires_at", UTCDateTime()),
+        sa.column("used_at", UTCDateTime()),
+        sa.column("created_at", UTCDateTime()),
+    )
+
+
+def test_pending_mail_tokens_survive_the_move_to_one_token_store(
+    tmp_path: Path, database_url: str, redis_url: str
+):
+    """Links mailed before migration 0006 still work after it; downgrading moves them back."""
+    config = alembic_config(database_url)
+    command.upgrade(config, "0005")
+    now = utcnow()
+    users = sa.table(
+        "users",
+        sa.column("id", sa.Uuid()),
+        sa.column("email", sa.String()),
+        sa.column("name", sa.String()),
+        sa.column("password_hash", sa.String()),
+        sa.column("email_verified_at", UTCDateTime()),
+        sa.column("created_at", UTCDateTime()),
+        sa.column("updated_at", UTCDateTime()),
+    )
+    unverified, resetting = uuid.uuid4(), uuid.uuid4()
+    verification = issue_token(TEST_SECRET_KEY, "verify-email")
+    reset = issue_token(TEST_SECRET_KEY, "password-reset")
+    engine = sa.create_engine(normalize_database_url(database_url))
+    with engine.begin() as connection:
+        for user_id, email, verified in [
+            (unverified, "new@example.com", None),
+            (resetting, ADA["email"], now),
+        ]:
+            connection.execute(
+                users.insert().values(
+                    id=user_id,
+                    email=email,
+                    name="Someone",
+                    password_hash=hash_password(ADA["password"]),
+                    email_verified_at=verified,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        for table, user_id, issued in [
+            ("email_verification_tokens", unverified, verification),
+            ("password_reset_tokens", resetting, reset),
+        ]:
+            connection.execute(
+                _old_token_table(table)
+                .insert()
+                .values(
+                    id=uuid.uuid4(),
+                    user_id=user_id,
+                    token_hash=issued.token_hash,
+                    expires_at=now + timedelta(hours=1),
+                    used_at=None,
+                    created_at=now,
+                )
+            )
+    upgrade_to_head(database_url)
+    with engine.connect() as connection:
+        purposes = connection.execute(
+            sa.text("SELECT purpose, payload FROM single_use_tokens ORDER BY purpose")
+        ).all()
+    assert [tuple(row) for row in purposes] == [("password-reset", None), ("verify-email", None)]
+    # Down to 0005 and up again: the rows go back to their tables, then return.
+    command.downgrade(config, "0005")
+    with engine.connect() as connection:
+        for table, issued in [
+            ("email_verification_tokens", verification),
+            ("password_reset_tokens", reset),
+        ]:
+            hashes = connection.execute(sa.text(f"SELECT token_hash FROM {table}")).scalars().all()
+            assert hashes == [issued.token_hash]
+    engine.dispose()
+    upgrade_to_head(database_url)
+
+    settings = make_settings(
+        tmp_path / "data", database_url, redis_url=redis_url, rate_limit_scale=TEST_RATE_LIMIT_SCALE
+    )
+    with TestClient(create_app(settings)) as client:
+        verified = client.post("/api/v1/auth/verify-email", json={"token": verification.token})
+        assert verified.status_code == 200 and verified.json()["email"] == "new@example.com"
+        confirm = {"token": reset.token, "password": NEW_PASSWORD}
+        assert client.post(CONFIRM, json=confirm).status_code == 204
+        assert _sign_in(client, NEW_PASSWORD)["access_token"]
+        # Still single-use after the move.
+        assert_problem(client.post(CONFIRM, json=confirm), 400, "invalid_token")

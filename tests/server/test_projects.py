@@ -2,6 +2,10 @@
 engine's parser, thumbnails behind signed links, settings, and other users' projects."""
 
 import io
+import math
+import struct
+import uuid
+import wave
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -252,48 +256,146 @@ def test_deleting_a_project_deletes_its_files(client: TestClient, settings: Sett
     assert len(remaining) == 2 and all(keep["id"] in f for f in remaining)
 
 
-# Requests that would succeed for the owner, per (method, path) under /projects/{project_id}.
+# Requests that would succeed for the owner, per (method, path) under /projects; the ids in
+# braces are filled in with the owner's project, share link and collaborator.
+_ITEM = "/api/v1/projects/{project_id}"
 _OWNER_REQUESTS: dict[tuple[str, str], dict] = {
-    ("GET", "/api/v1/projects/{project_id}"): {},
-    ("PATCH", "/api/v1/projects/{project_id}"): {"json": {"name": "taken", "settings": {}}},
-    ("DELETE", "/api/v1/projects/{project_id}"): {},
-    ("PUT", "/api/v1/projects/{project_id}/midi"): {
-        "files": {"file": ("x.mid", PRELUDE.read_bytes(), "audio/midi")}
-    },
-    ("GET", "/api/v1/projects/{project_id}/thumbnail"): {"follow_redirects": False},
+    ("GET", _ITEM): {},
+    ("PATCH", _ITEM): {"json": {"name": "taken", "settings": {}}},
+    ("DELETE", _ITEM): {},
+    ("PUT", f"{_ITEM}/midi"): {"files": {"file": ("x.mid", PRELUDE.read_bytes(), "audio/midi")}},
+    ("PUT", f"{_ITEM}/audio"): {"files": {"file": ("take.wav", b"", "audio/wav")}},
+    ("DELETE", f"{_ITEM}/audio"): {},
+    ("GET", f"{_ITEM}/thumbnail"): {"follow_redirects": False},
+    ("POST", f"{_ITEM}/duplicate"): {"json": {}},
+    ("GET", f"{_ITEM}/settings/export"): {},
+    ("POST", f"{_ITEM}/settings/import"): {"json": {"notefall_preset": 1, "settings": {}}},
+    ("POST", f"{_ITEM}/share-links"): {"json": {}},
+    ("GET", f"{_ITEM}/share-links"): {},
+    ("DELETE", f"{_ITEM}/share-links/{{link_id}}"): {},
+    ("POST", f"{_ITEM}/collaborators"): {"json": {"email": "dan@example.com", "role": "viewer"}},
+    ("GET", f"{_ITEM}/collaborators"): {},
+    ("PATCH", f"{_ITEM}/collaborators/{{collaborator_id}}"): {"json": {"role": "editor"}},
+    ("DELETE", f"{_ITEM}/collaborators/{{collaborator_id}}"): {},
+    # Collection routes that name projects in their body.
+    ("POST", f"{PROJECTS}/bulk-delete"): {"json": {"ids": ["{project_id}"]}},
+    ("POST", f"{PROJECTS}/bulk-tag"): {"json": {"ids": ["{project_id}"], "add": ["x"]}},
 }
-_COLLECTION_ROUTES = {("GET", "/api/v1/projects"), ("POST", "/api/v1/projects")}
+_COLLECTION_ROUTES = {("GET", PROJECTS), ("POST", PROJECTS)}
+# What each role may do beyond the owner's project being visible to it.
+_VIEWER_MAY = {("GET", _ITEM), ("GET", f"{_ITEM}/thumbnail"), ("GET", f"{_ITEM}/settings/export")}
+_EDITOR_MAY = _VIEWER_MAY | {
+    ("PATCH", _ITEM),
+    ("PUT", f"{_ITEM}/midi"),
+    ("PUT", f"{_ITEM}/audio"),
+    ("DELETE", f"{_ITEM}/audio"),
+    ("POST", f"{_ITEM}/duplicate"),
+    ("POST", f"{_ITEM}/settings/import"),
+    ("POST", f"{PROJECTS}/bulk-tag"),
+}
+
+
+def wav_bytes(seconds: float = 0.25, rate: int = 8000) -> bytes:
+    """A real, tiny WAV recording: a 440 Hz tone."""
+    frames = b"".join(
+        struct.pack("<h", int(12000 * math.sin(2 * math.pi * 440 * i / rate)))
+        for i in range(int(seconds * rate))
+    )
+    out = io.BytesIO()
+    with wave.open(out, "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(rate)
+        writer.writeframes(frames)
+    return out.getvalue()
+
+
+def _requests(ids: dict[str, str]) -> dict[tuple[str, str], tuple[str, dict]]:
+    """(method, path) → (url, request kwargs) with ``ids`` filled in."""
+    filled = {}
+    for (method, path), template in _OWNER_REQUESTS.items():
+        url = path.format(**ids) if "{" in path else path
+        kwargs = {**template}
+        if "json" in kwargs and "ids" in kwargs["json"]:
+            kwargs["json"] = {**kwargs["json"], "ids": [ids["project_id"]]}
+        if path.endswith("/audio") and method == "PUT":
+            kwargs["files"] = {"file": ("take.wav", wav_bytes(), "audio/wav")}
+        filled[(method, path)] = (url, kwargs)
+    return filled
+
+
+def _item_routes(client: TestClient) -> set[tuple[str, str]]:
+    # The app's own route list (its OpenAPI paths), so a new endpoint cannot escape.
+    openapi = client.app.openapi()  # type: ignore[attr-defined]
+    return {
+        (method.upper(), path)
+        for path, operations in openapi["paths"].items()
+        if path.startswith(PROJECTS)
+        for method in operations
+    } - _COLLECTION_ROUTES
+
+
+def _shared_project(client: TestClient, owner: dict) -> dict[str, str]:
+    """The owner's project with a MIDI file, a share link and a collaborator: their ids."""
+    project = _create(client, owner, "Ada's", tags=["mine"])
+    assert _upload(client, owner, project["id"], PRELUDE.read_bytes()).status_code == 200
+    url = f"{PROJECTS}/{project['id']}"
+    link = client.post(f"{url}/share-links", json={}, headers=owner).json()
+    invite = {"email": "carol@example.com", "role": "viewer"}
+    member = client.post(f"{url}/collaborators", json=invite, headers=owner).json()
+    return {"project_id": project["id"], "link_id": link["id"], "collaborator_id": member["id"]}
 
 
 def test_another_users_project_is_404_on_every_project_endpoint(
     client: TestClient, settings: Settings, ada: dict, bob: dict
 ):
-    # The app's own route list (its OpenAPI paths), so a new endpoint cannot escape.
-    openapi = client.app.openapi()  # type: ignore[attr-defined]
-    routes = {
-        (method.upper(), path)
-        for path, operations in openapi["paths"].items()
-        if path.startswith(PROJECTS)
-        for method in operations
-    }
-    item_routes = routes - _COLLECTION_ROUTES
     # A new endpoint must be added to _OWNER_REQUESTS, so it is checked here.
-    assert item_routes == set(_OWNER_REQUESTS)
-    project = _create(client, ada, "Ada's")
-    _upload(client, ada, project["id"], PRELUDE.read_bytes())
-    before = client.get(f"{PROJECTS}/{project['id']}", headers=ada).json()
+    assert _item_routes(client) == set(_OWNER_REQUESTS)
+    ids = _shared_project(client, ada)
+    before = client.get(f"{PROJECTS}/{ids['project_id']}", headers=ada).json()
     files = _stored_files(settings)
-    for (method, path), kwargs in sorted(_OWNER_REQUESTS.items()):
-        url = path.replace("{project_id}", project["id"])
-        response = client.request(method, url, headers=bob, **kwargs)
-        body = assert_problem(response, 404, "not_found")
-        missing = client.request(
-            method, path.replace("{project_id}", "0" * 32), headers=bob, **kwargs
+    missing_ids = {**ids, "project_id": str(uuid.UUID(int=0))}
+    missing_requests = _requests(missing_ids)
+    for route, (url, kwargs) in sorted(_requests(ids).items()):
+        body = assert_problem(
+            client.request(route[0], url, headers=bob, **kwargs), 404, "not_found"
         )
-        assert assert_problem(missing, 404, "not_found")["detail"] == body["detail"]
-    assert client.get(f"{PROJECTS}/{project['id']}", headers=ada).json() == before
+        missing_url, missing_kwargs = missing_requests[route]
+        missing = client.request(route[0], missing_url, headers=bob, **missing_kwargs)
+        assert assert_problem(missing, 404, "not_found")["detail"] == body["detail"], route
+    assert client.get(f"{PROJECTS}/{ids['project_id']}", headers=ada).json() == before
     assert _stored_files(settings) == files
-    assert client.get(PROJECTS, headers=bob).json()["total"] == 0
+    for shared in ("mine", "with_me", "all"):
+        assert client.get(PROJECTS, params={"shared": shared}, headers=bob).json()["total"] == 0
+
+
+@pytest.mark.parametrize(("role", "may"), [("viewer", _VIEWER_MAY), ("editor", _EDITOR_MAY)])
+def test_collaborators_may_do_what_their_role_allows_and_get_403_otherwise(
+    client: TestClient, settings: Settings, ada: dict, role: str, may: set
+):
+    ids = _shared_project(client, ada)
+    url = f"{PROJECTS}/{ids['project_id']}"
+    invite = {"email": "grace@example.com", "role": role}
+    assert client.post(f"{url}/collaborators", json=invite, headers=ada).status_code == 201
+    grace = signed_in_headers(client, settings, "grace@example.com")
+    requests = _requests(ids)
+    before = client.get(url, headers=ada).json()
+    files = _stored_files(settings)
+    # Refusals first: they must change nothing at all.
+    for route in sorted(set(requests) - may):
+        request_url, kwargs = requests[route]
+        response = client.request(route[0], request_url, headers=grace, **kwargs)
+        body = assert_problem(response, 403, "forbidden_for_role")
+        assert role in body["detail"], route
+    assert client.get(url, headers=ada).json() == before
+    assert _stored_files(settings) == files
+    for route in sorted(may):
+        request_url, kwargs = requests[route]
+        response = client.request(route[0], request_url, headers=grace, **kwargs)
+        assert response.status_code in (200, 201, 307), (route, response.text)
+    seen = client.get(url, headers=grace).json()
+    assert seen["role"] == role
+    assert client.get(url, headers=ada).json()["role"] == "owner"
 
 
 def test_settings_that_do_not_fit_the_song_are_refused_and_change_nothing(

@@ -61,3 +61,14 @@ def test_forged_access_tokens_are_not_read():
     for bad in (other_session, longer, mail_token, "", "a.b.c", f"zz.{expiry}.{signature}"):
         assert read_access_token(SECRET, bad, NOW) is None
     assert read_access_token("t" * 40, token, NOW) is None
+
+
+def test_tokens_with_non_ascii_characters_are_refused_not_crashed_on():
+    # hmac.compare_digest raises TypeError on non-ASCII str; the fuzz test found it.
+    token = issue_token(SECRET, "share").token
+    nonce, _, signature = token.partition(".")
+    assert not token_is_signed(SECRET, "share", f"{nonce}.{signature[:-1]}é")
+    now = datetime.now(UTC)
+    access = issue_access_token(SECRET, uuid.uuid4(), now + timedelta(minutes=5))
+    assert read_access_token(SECRET, access, now) is not None
+    assert read_access_token(SECRET, access[:-1] + "ü", now) is None

@@ -3,11 +3,17 @@
 from pathlib import Path
 
 from notefall.server.accounts import errors as account_errors
+from notefall.server.jobs import errors as job_errors
+from notefall.server.kit import ratelimit as rate_limit_errors
 from notefall.server.kit.app import DatabaseUnreachableError, create_app
 from notefall.server.kit.errors import ProblemError
 from notefall.server.kit.settings import Settings
+from notefall.server.oauth import errors as oauth_errors
+from notefall.server.profile import errors as profile_errors
 from notefall.server.projects import errors as project_errors
 from notefall.server.storage import errors as storage_errors
+from notefall.server.usage import errors as usage_errors
+from notefall.server.web import errors as web_errors
 
 from .conftest import make_settings
 
@@ -22,7 +28,17 @@ def test_every_setting_is_documented():
 def test_every_error_code_is_documented():
     domain_codes = [
         error.code
-        for module in (account_errors, project_errors, storage_errors)
+        for module in (
+            account_errors,
+            project_errors,
+            storage_errors,
+            oauth_errors,
+            web_errors,
+            usage_errors,
+            job_errors,
+            rate_limit_errors,
+            profile_errors,
+        )
         for error in vars(module).values()
         if isinstance(error, type) and issubclass(error, ProblemError) and error is not ProblemError
     ]

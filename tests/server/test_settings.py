@@ -59,6 +59,12 @@ def test_an_unknown_environment_names_the_variable(tmp_path: Path):
         load_settings(data_dir=tmp_path, environment="staging")
 
 
-def test_smtp_url_is_refused_until_smtp_delivery_exists(tmp_path: Path):
-    with pytest.raises(SettingsError, match="SMTP delivery is not built yet"):
-        load_settings(data_dir=tmp_path, smtp_url="smtp://mail.example:587")
+def test_an_smtp_url_of_another_scheme_is_refused(tmp_path: Path):
+    assert load_settings(data_dir=tmp_path, smtp_url="smtp://mail.example:587").smtp_url
+    with pytest.raises(SettingsError, match="NOTEFALL_SMTP_URL must look like smtp://"):
+        load_settings(data_dir=tmp_path, smtp_url="http://mail.example:587")
+
+
+def test_the_rate_limit_scale_must_be_positive(tmp_path: Path):
+    with pytest.raises(SettingsError, match="NOTEFALL_RATE_LIMIT_SCALE"):
+        load_settings(data_dir=tmp_path, rate_limit_scale=0)

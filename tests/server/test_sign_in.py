@@ -1,5 +1,6 @@
 """Sign-in, refresh-token rotation, sessions and sign-out through the HTTP API, on every backend."""
 
+import uuid
 from datetime import datetime, timedelta
 
 import pytest
@@ -83,6 +84,9 @@ def test_a_verified_user_signs_in_and_reads_their_profile(client: TestClient, ad
         "email": "ada@example.com",
         "name": "Ada Lovelace",
         "email_verified": True,
+        "two_factor_enabled": False,
+        "tier": "free",
+        "avatar_url": None,
     }
 
 
@@ -200,6 +204,31 @@ def test_an_expired_refresh_token_is_refused(client: TestClient, ada: dict):
     assert_problem(_refresh(client, tokens["refresh_token"]), 400, "invalid_grant")
     _set_clock(client, start + timedelta(days=29))
     assert _refresh(client, tokens["refresh_token"]).status_code == 200
+
+
+def test_a_session_unused_for_thirty_days_lapses(client: TestClient, settings: Settings, ada: dict):
+    start = utcnow()
+    _set_clock(client, start)
+    laptop, phone = _signed_in(client, ada), _signed_in(client, ada)
+    _set_clock(client, start + timedelta(days=20))
+    phone = _refresh(client, phone["refresh_token"]).json()
+    _set_clock(client, start + timedelta(days=31))
+    phone = _refresh(client, phone["refresh_token"]).json()
+    # The laptop was last seen 31 days ago: no longer listed, its refresh token refused.
+    [listed] = client.get(SESSIONS, headers=_bearer(phone)).json()
+    assert listed["current"]
+    assert_problem(_refresh(client, laptop["refresh_token"]), 400, "invalid_grant")
+    # Even an access token inside its 15 minutes stops once its session has lapsed.
+    database = Database(settings.database_url)
+    with database.sessions() as session:
+        session.execute(
+            update(AuthSession)
+            .where(AuthSession.id == uuid.UUID(listed["id"]))
+            .values(last_seen_at=start + timedelta(days=1))
+        )
+        session.commit()
+    database.dispose()
+    _assert_unauthorized(client.get(ME, headers=_bearer(phone)))
 
 
 @pytest.mark.parametrize(

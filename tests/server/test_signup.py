@@ -4,7 +4,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from notefall.server.accounts.models import EmailVerificationToken, User
+from notefall.server.accounts.models import SingleUseToken, User
 from notefall.server.accounts.service import AccountService
 from notefall.server.kit.db import Database, transaction
 from notefall.server.kit.mail import Outbox
@@ -29,10 +29,12 @@ def _users(settings: Settings) -> list[User]:
     return users
 
 
-def _token_rows(settings: Settings) -> list[EmailVerificationToken]:
+def _token_rows(settings: Settings) -> list[SingleUseToken]:
     database = Database(settings.database_url)
     with database.sessions() as session:
-        rows = list(session.scalars(select(EmailVerificationToken)))
+        rows = list(
+            session.scalars(select(SingleUseToken).where(SingleUseToken.purpose == "verify-email"))
+        )
     database.dispose()
     return rows
 
@@ -81,9 +83,7 @@ def test_an_expired_token_is_refused(client: TestClient, settings: Settings):
     token = token_in(outbox_messages(settings)[0])
     database = Database(settings.database_url)
     with database.sessions() as session:
-        session.execute(
-            update(EmailVerificationToken).values(expires_at=utcnow() - timedelta(seconds=1))
-        )
+        session.execute(update(SingleUseToken).values(expires_at=utcnow() - timedelta(seconds=1)))
         session.commit()
     database.dispose()
     assert_problem(client.post(VERIFY, json={"token": token}), 400, "invalid_token")

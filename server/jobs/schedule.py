@@ -1,0 +1,13 @@
+"""Periodic tasks: domains register theirs with ``every`` when their task module is imported."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Celery's beat_schedule, read by `celery beat` (started by `notefall stack`).
+BEAT_SCHEDULE: dict[str, dict[str, Any]] = {}
+
+
+def every(seconds: float, task: str, *, name: str | None = None, **options: Any) -> None:
+    """Run ``task`` (its registered name) every ``seconds``; ``options`` go to apply_async."""
+    BEAT_SCHEDULE[name or task] = {"task": task, "schedule": seconds, "options": options}

@@ -1,0 +1,28 @@
+"""The profile domain's Celery task (the worker imports this module: see jobs.TASK_MODULES)."""
+
+from __future__ import annotations
+
+import uuid
+
+from celery import Task
+from notefall.server.jobs import celery_app
+from notefall.server.kit.models import utcnow
+from notefall.server.kit.settings import load_settings
+from notefall.server.storage.factory import storage_from_settings
+
+from .export_job import EXPORT_TASK, BuildOutcome, build_export
+
+# The request enqueues before it commits (so a queue that is down fails the request), and
+# a fast worker may look before the row is visible: look again a few times before giving up.
+MISSING_RETRIES = 5
+MISSING_RETRY_SECONDS = 3
+
+
+@celery_app.task(name=EXPORT_TASK, bind=True, max_retries=MISSING_RETRIES)
+def build_export_task(self: Task, export_id: str) -> str:
+    settings = load_settings()
+    storage = storage_from_settings(settings, clock=utcnow)
+    outcome = build_export(settings, storage, uuid.UUID(export_id), utcnow())
+    if outcome is BuildOutcome.MISSING:
+        raise self.retry(countdown=MISSING_RETRY_SECONDS)
+    return outcome.value
