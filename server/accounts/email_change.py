@@ -132,9 +132,9 @@ class EmailChangeService:
             f"Hello {user.name},\n\n"
             f"Someone signed in to your Notefall account asked to move it to {new_email}. "
             "Nothing changes until the link mailed there is opened.\n\n"
-            "If it was not you, change your password now (POST /api/v1/me/password, or reset it "
-            "with POST /api/v1/auth/password-reset/request) and end the sessions you do not "
-            "know; that also stops the change.\n"
+            "If it was not you, reset your password now at "
+            f"{self.settings.public_url}/forgot-password (that also stops the change and signs "
+            f"out every session), then check where you are signed in at {self.settings.public_url}/.\n"
         )
         self._mail(user.email, "Your email address is about to change", body)
 

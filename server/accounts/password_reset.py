@@ -131,8 +131,9 @@ class PasswordService:
             f"Hello {user.name},\n\n"
             "The password of your Notefall account was just changed, and your other sessions "
             "were signed out.\n\n"
-            "If it was not you, reset your password now with POST "
-            "/api/v1/auth/password-reset/request and check your sessions.\n"
+            "If it was not you, reset your password now at "
+            f"{self.settings.public_url}/forgot-password and check where you are signed in at "
+            f"{self.settings.public_url}/.\n"
         )
         self._mail(user.email, "Your password was changed", body)
 

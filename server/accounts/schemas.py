@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
+from notefall.server.kit.text import OneLine
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .passwords import MAX_PASSWORD_LENGTH
@@ -17,7 +18,7 @@ class SignupRequest(BaseModel):
     email: str = Field(max_length=320, examples=["ada@example.com"])
     # No min_length here: the service answers short passwords with code weak_password.
     password: str = Field(max_length=MAX_PASSWORD_LENGTH)
-    name: str = Field(min_length=1, max_length=200, examples=["Ada Lovelace"])
+    name: Annotated[str, OneLine(200)] = Field(examples=["Ada Lovelace"])
 
     @field_validator("email")
     @classmethod

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request
+from fastapi_offline import FastAPIOffline
 from notefall.common import __version__
 from notefall.server.accounts.router import me_router
 from notefall.server.accounts.router import router as accounts_router
@@ -47,11 +48,15 @@ def create_app(settings: Settings) -> FastAPI:
         if app.state.rate_limiter is not None:
             app.state.rate_limiter.close()
 
-    app = FastAPI(
+    # FastAPIOffline: FastAPI whose /docs and /redoc load Swagger UI and ReDoc from files we
+    # serve, not from a CDN, so the docs work on a laptop or a network without the internet.
+    app = FastAPIOffline(
         title="Notefall",
         version=__version__,
         summary="Falling-notes piano videos from MIDI files: accounts, projects and renders.",
         docs_url="/docs",
+        redoc_url="/redoc",
+        favicon_url="/static/favicon.svg",
         lifespan=lifespan,
         dependencies=[Depends(refuse_nul_characters)],
     )

@@ -2,33 +2,19 @@
 
 from __future__ import annotations
 
-import unicodedata
 import uuid
 from datetime import datetime
+from typing import Annotated
 
 from notefall.server.accounts.passwords import MAX_PASSWORD_LENGTH
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
-
-# Cc: control characters (tab, newline, NUL, ...); Zl/Zp: line and paragraph separators.
-_FORBIDDEN_IN_NAMES = {"Cc", "Zl", "Zp"}
+from notefall.server.kit.text import OneLine
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 
 class ProfileUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(max_length=400, examples=["Ada Lovelace"])
-
-    @field_validator("name")
-    @classmethod
-    def _clean_name(cls, value: str) -> str:
-        value = value.strip()
-        if not value:
-            raise ValueError("must not be blank")
-        if len(value) > 200:
-            raise ValueError("must be at most 200 characters")
-        if any(unicodedata.category(c) in _FORBIDDEN_IN_NAMES for c in value):
-            raise ValueError("must not contain control characters such as tabs or line breaks")
-        return value
+    name: Annotated[str, OneLine(200)] = Field(examples=["Ada Lovelace"])
 
 
 class NotificationPreferences(BaseModel):

@@ -6,12 +6,13 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from notefall.server.kit.text import OneLine
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .models import Role
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+Name = Annotated[str, OneLine(200)]
+Tag = Annotated[str, OneLine(40)]
 Tags = Annotated[list[Tag], Field(max_length=20)]
 RenderSettingsJSON = Annotated[
     dict[str, Any],
