@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import redis
 from fastapi import Depends, FastAPI, Request
 from fastapi_offline import FastAPIOffline
 from notefall.common import __version__
@@ -36,6 +37,18 @@ API_PREFIX = "/api/v1"
 class DatabaseUnreachableError(ServiceUnavailableError):
     code = "database_unreachable"
     title = "Database unreachable"
+
+
+class RedisUnreachableError(ServiceUnavailableError):
+    code = "redis_unreachable"
+    title = "Redis unreachable"
+
+
+def _redis_answers(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -95,14 +108,20 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get(
         "/readyz",
         tags=["operations"],
-        summary="The server can serve requests (its database and storage answer)",
-        responses=problem_responses(DatabaseUnreachableError, StorageUnreachableError),
+        summary="The server can serve requests (its database, Redis and storage answer)",
+        responses=problem_responses(
+            DatabaseUnreachableError, RedisUnreachableError, StorageUnreachableError
+        ),
     )
     def readyz(request: Request) -> dict[str, str]:
         if not request.app.state.database.is_reachable():
             raise DatabaseUnreachableError(
                 "The database does not answer; check NOTEFALL_DATABASE_URL."
             )
+        limiter = request.app.state.rate_limiter
+        if limiter is not None and not _redis_answers(limiter.client):
+            # Without Redis, sign-in is refused (rate limits fail closed) and nothing queues.
+            raise RedisUnreachableError("Redis does not answer; check NOTEFALL_REDIS_URL.")
         if not request.app.state.storage.is_reachable():
             raise StorageUnreachableError(
                 "File storage does not answer; check NOTEFALL_STORAGE_URL (and for S3 the "

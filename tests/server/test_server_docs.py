@@ -5,7 +5,7 @@ from pathlib import Path
 from notefall.server.accounts import errors as account_errors
 from notefall.server.jobs import errors as job_errors
 from notefall.server.kit import ratelimit as rate_limit_errors
-from notefall.server.kit.app import DatabaseUnreachableError, create_app
+from notefall.server.kit.app import DatabaseUnreachableError, RedisUnreachableError, create_app
 from notefall.server.kit.errors import ProblemError
 from notefall.server.kit.settings import Settings
 from notefall.server.oauth import errors as oauth_errors
@@ -43,7 +43,7 @@ def test_every_error_code_is_documented():
         if isinstance(error, type) and issubclass(error, ProblemError) and error is not ProblemError
     ]
     assert len(domain_codes) >= 10
-    codes = [*domain_codes, DatabaseUnreachableError.code]
+    codes = [*domain_codes, DatabaseUnreachableError.code, RedisUnreachableError.code]
     codes += ["invalid_request", "not_found", "method_not_allowed", "internal_error"]
     assert [code for code in codes if f"`{code}`" not in GUIDE] == []
 
