@@ -197,3 +197,23 @@ def _zip(storage: Storage, account: dict[str, Any], files: list[str]) -> bytes:
 
 def _time(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
+
+
+def stale_pending_exports(
+    settings: Settings, now: datetime, older_than: timedelta
+) -> list[uuid.UUID]:
+    """Pending exports requested more than ``older_than`` ago: their queue message may be lost
+    (Redis restarted without it, a worker died holding it), so they are queued again."""
+    database = Database(settings.database_url)
+    try:
+        with _transaction(database) as session:
+            return list(
+                session.scalars(
+                    select(DataExport.id).where(
+                        DataExport.status == ExportStatus.PENDING.value,
+                        DataExport.created_at < now - older_than,
+                    )
+                )
+            )
+    finally:
+        database.dispose()
