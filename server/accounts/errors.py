@@ -36,12 +36,14 @@ class EmailNotVerifiedError(ProblemError):
     status = HTTPStatus.FORBIDDEN
     code = "email_not_verified"
     title = "Email address not confirmed"
+    oauth_error: ClassVar[str | None] = "invalid_grant"
 
 
 class RefreshTokenReusedError(ProblemError):
     status = HTTPStatus.BAD_REQUEST
     code = "refresh_token_reused"
     title = "Refresh token already used"
+    oauth_error: ClassVar[str | None] = "invalid_grant"
     # The session this error revokes must stay revoked.
     keeps_changes: ClassVar[bool] = True
 
@@ -67,12 +69,14 @@ class OtpRequiredError(ProblemError):
     status = HTTPStatus.UNAUTHORIZED
     code = "otp_required"
     title = "Two-factor code required"
+    oauth_error: ClassVar[str | None] = "invalid_grant"
 
 
 class InvalidOtpError(ProblemError):
     status = HTTPStatus.BAD_REQUEST
     code = "invalid_otp"
     title = "Wrong two-factor code"
+    oauth_error: ClassVar[str | None] = "invalid_grant"
     # The failed attempt stays in the activity log.
     keeps_changes: ClassVar[bool] = True
 

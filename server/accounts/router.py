@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request, Response, status
 from fastapi.security import OAuth2PasswordBearer
 from notefall.server.kit.db import request_session
-from notefall.server.kit.errors import NotFoundError, problem_responses
+from notefall.server.kit.errors import NotFoundError, oauth_token_endpoint, problem_responses
 from notefall.server.kit.ratelimit import (
     RateLimitedError,
     RateLimitUnavailableError,
@@ -165,6 +165,7 @@ def verify_email(body: VerifyEmailRequest, request: Request, service: Service) -
     summary="Sign in (grant_type=password), refresh (grant_type=refresh_token) or exchange "
     "the desktop's PKCE code (grant_type=authorization_code)",
 )
+@oauth_token_endpoint
 def token(
     body: Annotated[TokenRequest, Form()], request: Request, response: Response, service: SignIn
 ) -> TokenResponse:
@@ -201,6 +202,7 @@ def token(
 @router.post(
     "/logout",
     status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
     responses=problem_responses(InvalidAccessTokenError),
     summary="Sign out: end this session and every token it issued",
 )
@@ -223,6 +225,7 @@ def password_reset_request(body: PasswordResetRequest, service: Passwords) -> Pa
 @router.post(
     "/password-reset/confirm",
     status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
     responses=problem_responses(InvalidTokenError, WeakPasswordError),
     summary="Set a new password with the token from the reset mail; signs out everywhere",
 )
@@ -235,6 +238,7 @@ def password_reset_confirm(
 @me_router.post(
     "/password",
     status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
     responses=problem_responses(WrongPasswordError, WeakPasswordError),
     summary="Change your password; ends your other sessions, keeps this one",
 )
@@ -282,6 +286,7 @@ def my_sessions(current: Current, service: SignIn) -> list[SessionInfo]:
 @me_router.delete(
     "/sessions/{session_id}",
     status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
     responses=problem_responses(NotFoundError),
     summary="End one of your sessions (this one included)",
 )
@@ -393,6 +398,7 @@ def two_factor_enable(
 @me_router.post(
     "/2fa/disable",
     status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
     responses=problem_responses(
         ReauthenticationRequiredError, TwoFactorStateError, InvalidOtpError
     ),

@@ -223,10 +223,10 @@ class RateLimiter:
 
 
 def _human(seconds: float) -> str:
-    whole = math.ceil(seconds)
+    whole = max(1, math.ceil(seconds))  # as Retry-After says: never "0 seconds"
     if whole < 120:
-        return f"{whole} seconds"
-    return f"{math.ceil(whole / 60)} minutes"
+        return "1 second" if whole == 1 else f"{whole} seconds"
+    return f"{math.ceil(whole / 60)} minutes"  # 120 s and more: always 2 or more
 
 
 def _ratelimit_headers(limit: int, remaining: int, reset: float) -> dict[str, str]:

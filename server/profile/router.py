@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Request, UploadFile, status
+from fastapi import APIRouter, Depends, File, Request, Response, UploadFile, status
 from fastapi.responses import RedirectResponse
 from notefall.server.accounts.device import Device
 from notefall.server.accounts.errors import (
@@ -74,6 +74,7 @@ def update_profile(
 @router.delete(
     "",
     status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
     responses=problem_responses(WrongPasswordError, OtpRequiredError, InvalidOtpError),
     summary="Delete your account, its projects and files; signs out everywhere",
 )
@@ -87,6 +88,7 @@ def delete_account(
 @router.put(
     "/avatar",
     status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
     responses=problem_responses(FileTooLargeError, NotAnImageError, ImageTooLargeError),
     summary="Upload your avatar (multipart field `file`: PNG, JPEG, WebP or GIF, up to 5 MB)",
 )
@@ -114,7 +116,12 @@ def get_avatar(current: Current, service: Service) -> RedirectResponse:
     return RedirectResponse(url, status_code=status.HTTP_307_TEMPORARY_REDIRECT)
 
 
-@router.delete("/avatar", status_code=status.HTTP_204_NO_CONTENT, summary="Remove your avatar")
+@router.delete(
+    "/avatar",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="Remove your avatar",
+)
 def delete_avatar(request: Request, current: Current, service: Service) -> None:
     service.remove_avatar(current.user, _device(request))
 

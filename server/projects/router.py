@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
@@ -224,6 +226,7 @@ def update_project(
 @router.delete(
     "/{project_id}",
     status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
     summary="Delete a project and its files (its owner only)",
 )
 def delete_project(project_id: uuid.UUID, current: Current, service: Service) -> None:
@@ -313,11 +316,19 @@ def duplicate_project(
 )
 def export_settings(project_id: uuid.UUID, current: Current, service: Service) -> Response:
     project, preset = service.export_settings(current.user, project_id)
-    slug = re.sub(r"[^a-z0-9]+", "-", project.name.lower()).strip("-")[:60] or "project"
+    # RFC 6266: an ASCII name for old clients (accents folded, "Émile" -> "emile") and the
+    # project's own name, UTF-8 percent-encoded (RFC 5987), for every current browser.
+    folded = unicodedata.normalize("NFKD", project.name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", folded.lower()).strip("-")[:60] or "project"
+    suffix = ".notefall-preset.json"
+    disposition = (
+        f'attachment; filename="{slug}{suffix}"; '
+        f"filename*=UTF-8''{quote(project.name + suffix, safe='')}"
+    )
     return Response(
         json.dumps(preset, indent=2, sort_keys=True) + "\n",
         media_type="application/json",
-        headers={"Content-Disposition": f'attachment; filename="{slug}.notefall-preset.json"'},
+        headers={"Content-Disposition": disposition},
     )
 
 
@@ -425,6 +436,7 @@ def list_share_links(
 @router.delete(
     "/{project_id}/share-links/{link_id}",
     status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
     summary="Revoke a share link: it answers 404 from now on (owner only)",
 )
 def revoke_share_link(
@@ -436,7 +448,7 @@ def revoke_share_link(
 def _collaborators_out(
     sharing: SharingService, members: list[Collaborator]
 ) -> list[CollaboratorOut]:
-    active = sharing.active_emails([m.email for m in members])
+    active = sharing.shown_as_active([m.email for m in members])
     return [
         CollaboratorOut(
             id=m.id,
@@ -489,6 +501,7 @@ def change_collaborator_role(
 @router.delete(
     "/{project_id}/collaborators/{collaborator_id}",
     status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
     summary="Stop sharing with a collaborator (owner only)",
 )
 def remove_collaborator(

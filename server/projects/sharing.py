@@ -13,6 +13,7 @@ from notefall.server.kit.db import after_commit
 from notefall.server.kit.errors import NotFoundError
 from notefall.server.kit.mail import Mailer, compose
 from notefall.server.kit.security import hash_token, issue_token, token_is_signed
+from notefall.server.profile.models import UserProfile
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -144,6 +145,20 @@ class SharingService:
             select(User.email).where(User.email.in_(emails), User.email_verified_at.is_not(None))
         )
         return set(rows)
+
+    def shown_as_active(self, emails: list[str]) -> set[str]:
+        """The addresses the owner may see as "active": accounts that turned off
+        ``discoverable_by_email`` (privacy settings) show as "invited" whether or not an
+        account exists, so inviting an address never tells who has an account."""
+        active = self.active_emails(emails)
+        if not active:
+            return active
+        hidden = self.session.scalars(
+            select(User.email)
+            .join(UserProfile, UserProfile.user_id == User.id)
+            .where(User.email.in_(active), UserProfile.discoverable_by_email.is_(False))
+        )
+        return active - set(hidden)
 
     def _collaborator(
         self, user: User, project_id: uuid.UUID, collaborator_id: uuid.UUID

@@ -103,7 +103,8 @@ def test_settings_export_and_import_as_a_preset(client: TestClient, settings: Se
     exported = client.get(f"{PROJECTS}/{source['id']}/settings/export", headers=ada)
     assert exported.status_code == 200
     assert exported.headers["content-disposition"] == (
-        'attachment; filename="neon-nights.notefall-preset.json"'
+        'attachment; filename="neon-nights.notefall-preset.json"; '
+        "filename*=UTF-8''Neon%20Nights%21.notefall-preset.json"
     )
     preset = exported.json()
     assert preset == {"notefall_preset": 1, "settings": {"theme": "neon", "fps": 60}}
