@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from contextlib import AbstractContextManager
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request, Response, status
@@ -312,17 +313,30 @@ def recently_reauthenticated(current: Current, service: SignIn) -> Authenticated
 Reauthed = Annotated[Authenticated, Depends(recently_reauthenticated)]
 
 
+def guessing_guard(request: Request, current: Authenticated) -> AbstractContextManager[None]:
+    """Wrong passwords and codes typed while signed in count against the same backoff as
+    sign-in: a stolen session must not let anyone guess a six-digit code without limit."""
+    return sign_in_attempt(
+        request, current.user.email, failures=(WrongPasswordError, InvalidOtpError)
+    )
+
+
 @router.post(
     "/reauth",
     responses=problem_responses(
-        InvalidAccessTokenError, WrongPasswordError, OtpRequiredError, InvalidOtpError
+        InvalidAccessTokenError,
+        WrongPasswordError,
+        OtpRequiredError,
+        InvalidOtpError,
+        TooManyAttemptsError,
     ),
     summary="Confirm your password (and two-factor code) again before a sensitive change",
 )
 def reauth(
     body: ReauthRequest, current: Current, request: Request, service: SignIn
 ) -> Reauthenticated:
-    service.reauthenticate(current, body.password, body.otp, device_of(request))
+    with guessing_guard(request, current):
+        service.reauthenticate(current, body.password, body.otp, device_of(request))
     assert current.session.reauthenticated_at is not None
     return Reauthenticated(
         reauthenticated_until=current.session.reauthenticated_at + REAUTHENTICATION_WINDOW
@@ -379,7 +393,7 @@ def two_factor_setup(
 @me_router.post(
     "/2fa/enable",
     responses=problem_responses(
-        ReauthenticationRequiredError, TwoFactorStateError, InvalidOtpError
+        ReauthenticationRequiredError, TwoFactorStateError, InvalidOtpError, TooManyAttemptsError
     ),
     summary="Turn two-factor sign-in on with a first code; returns recovery codes once",
 )
@@ -390,7 +404,8 @@ def two_factor_enable(
     response: Response,
     service: TwoFactors,
 ) -> RecoveryCodes:
-    codes = service.enable(current.user, body.code, device_of(request))
+    with guessing_guard(request, current):
+        codes = service.enable(current.user, body.code, device_of(request))
     response.headers["Cache-Control"] = "no-store"
     return RecoveryCodes(recovery_codes=codes)
 
@@ -400,14 +415,15 @@ def two_factor_enable(
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     responses=problem_responses(
-        ReauthenticationRequiredError, TwoFactorStateError, InvalidOtpError
+        ReauthenticationRequiredError, TwoFactorStateError, InvalidOtpError, TooManyAttemptsError
     ),
     summary="Turn two-factor sign-in off (with a current code or a recovery code)",
 )
 def two_factor_disable(
     body: TwoFactorCode, current: Reauthed, request: Request, service: TwoFactors
 ) -> None:
-    service.disable(current.user, body.code, device_of(request))
+    with guessing_guard(request, current):
+        service.disable(current.user, body.code, device_of(request))
 
 
 @me_router.post(

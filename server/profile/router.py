@@ -15,9 +15,10 @@ from notefall.server.accounts.errors import (
     OtpRequiredError,
     WrongPasswordError,
 )
-from notefall.server.accounts.router import Current, RequestSession, me
+from notefall.server.accounts.router import Current, RequestSession, guessing_guard, me
 from notefall.server.accounts.schemas import Profile
 from notefall.server.kit.errors import NotFoundError, problem_responses
+from notefall.server.kit.ratelimit import TooManyAttemptsError
 from notefall.server.projects.errors import FileTooLargeError
 
 from .avatar import MAX_AVATAR_BYTES
@@ -75,14 +76,17 @@ def update_profile(
     "",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=problem_responses(WrongPasswordError, OtpRequiredError, InvalidOtpError),
+    responses=problem_responses(
+        WrongPasswordError, OtpRequiredError, InvalidOtpError, TooManyAttemptsError
+    ),
     summary="Delete your account, its projects and files; signs out everywhere",
 )
 def delete_account(
     body: AccountDeletion, request: Request, current: Current, service: Service
 ) -> None:
     """Cannot be undone. A goodbye notice is mailed to the account's address."""
-    service.delete_account(current.user, body.password, body.otp, _device(request))
+    with guessing_guard(request, current):
+        service.delete_account(current.user, body.password, body.otp, _device(request))
 
 
 @router.put(
