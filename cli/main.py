@@ -1,4 +1,5 @@
-"""``notefall``: render, still, probe, serve, stack, worker, beat (see docs/cli.md and docs/server.md).
+"""``notefall``: render, still, probe, serve, stack, worker, beat, admin (see docs/cli.md and
+docs/server.md).
 
 Exit codes: 0 done, 2 bad input (one-line message), 1 internal error, 130 cancelled.
 """
@@ -115,7 +116,45 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the periodic-job scheduler",
         description="Enqueue periodic jobs; run exactly one per deployment.",
     )
+    _add_admin_parser(sub)
     return parser
+
+
+def _add_admin_parser(sub: Any) -> None:
+    admin = sub.add_parser(
+        "admin",
+        help="operator tasks on accounts",
+        description="Operator tasks on accounts (settings from NOTEFALL_*; see docs/server.md).",
+    )
+    tasks = admin.add_subparsers(dest="admin_command", required=True, parser_class=_Parser)
+    tiers = "free|pro|enterprise"
+    create = tasks.add_parser(
+        "create-user",
+        help="create a verified account",
+        description="Create an account with a verified address; the password is asked for.",
+    )
+    create.add_argument("email", metavar="EMAIL")
+    create.add_argument("--name", required=True, metavar="NAME")
+    create.add_argument("--tier", default="free", metavar=tiers, help="the plan (free)")
+    create.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    set_tier = tasks.add_parser(
+        "set-tier", help="change an account's plan", description="Put EMAIL on TIER."
+    )
+    set_tier.add_argument("email", metavar="EMAIL")
+    set_tier.add_argument("tier", metavar="TIER", help=tiers)
+    disable = tasks.add_parser(
+        "disable-2fa",
+        help="turn two-factor sign-in off",
+        description="For a user who lost phone and recovery codes: turn two-factor off, end "
+        "their sessions and mail them a notice.",
+    )
+    disable.add_argument("email", metavar="EMAIL")
+    show = tasks.add_parser("show-user", help="describe an account", description="Describe EMAIL.")
+    show.add_argument("email", metavar="EMAIL")
+    listing = tasks.add_parser("list-users", help="list accounts", description="List accounts.")
+    listing.add_argument("--tier", metavar=tiers, help="only accounts on this plan")
 
 
 def _settings(args: argparse.Namespace) -> Any:
@@ -281,6 +320,11 @@ def cmd_beat(_args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_admin(args: argparse.Namespace) -> int:
+    _server_module("admin", "notefall.server.admin.commands").run(args)
+    return EXIT_OK
+
+
 COMMANDS = {
     "render": cmd_render,
     "still": cmd_still,
@@ -289,6 +333,7 @@ COMMANDS = {
     "stack": cmd_stack,
     "worker": cmd_worker,
     "beat": cmd_beat,
+    "admin": cmd_admin,
 }
 
 

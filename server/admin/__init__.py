@@ -1,0 +1,1 @@
+"""Operator commands (``notefall admin ...``): accounts and tiers, run against the database."""
