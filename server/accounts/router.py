@@ -240,19 +240,20 @@ def password_reset_confirm(
     "/password",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=problem_responses(WrongPasswordError, WeakPasswordError),
+    responses=problem_responses(WrongPasswordError, WeakPasswordError, TooManyAttemptsError),
     summary="Change your password; ends your other sessions, keeps this one",
 )
 def change_password(
     body: PasswordChange, current: Current, request: Request, service: Passwords
 ) -> None:
-    service.change_password(
-        current.user,
-        current.session,
-        body.current_password,
-        body.new_password,
-        device_of(request),
-    )
+    with guessing_guard(request, current):
+        service.change_password(
+            current.user,
+            current.session,
+            body.current_password,
+            body.new_password,
+            device_of(request),
+        )
 
 
 @me_router.get("", summary="Your profile")

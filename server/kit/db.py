@@ -10,6 +10,7 @@ only happen once the data is durable (mail, later job queues) is registered with
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,9 @@ from .errors import ProblemError
 
 _AFTER_COMMIT = "notefall_after_commit"
 
+
+
+log = logging.getLogger("notefall.server")
 
 def normalize_database_url(url: str) -> str:
     """Use psycopg 3 for PostgreSQL URLs written the usual way (postgres:// or postgresql://)."""
@@ -105,8 +109,13 @@ def transaction(database: Database) -> Iterator[Session]:
         raise
     finally:
         session.close()
+    # The transaction is committed: one action that fails (a file delete, a mail) must neither
+    # skip the others nor turn a done change into an error answer. Logged, not raised.
     for action in actions:
-        action()
+        try:
+            action()
+        except Exception:
+            log.exception("an after-commit action failed")
 
 
 def request_session(request: Request) -> Iterator[Session]:

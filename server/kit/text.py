@@ -7,6 +7,7 @@ that names the problem on every backend alike.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Any
 
@@ -16,20 +17,26 @@ from pydantic_core import core_schema
 
 from .errors import InvalidRequestError
 
+# A JSON "\u0000" escape: one not itself escaped (an even run of backslashes before it).
+_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
-def _has_nul(raw: bytes) -> bool:
-    lowered = raw.lower()
-    return b"\x00" in raw or b"\\u0000" in lowered or b"%00" in lowered
+
+def _in_address(raw: bytes) -> bool:
+    return b"\x00" in raw or b"%00" in raw
+
+
+def _in_json(raw: bytes) -> bool:
+    return b"\x00" in raw or _JSON_NUL.search(raw) is not None
 
 
 async def refuse_nul_characters(request: Request) -> None:
     """App-wide dependency: 422 when the path, query, a JSON body or a form holds a NUL."""
     where = None
     content_type = request.headers.get("content-type", "").split(";")[0].strip()
-    if _has_nul(request.url.path.encode()) or _has_nul(request.url.query.encode()):
+    if _in_address(request.url.path.encode()) or _in_address(request.url.query.encode()):
         where = "the address"
     # FastAPI has already read the body or the form before dependencies run; both are cached.
-    elif content_type == "application/json" and _has_nul(await request.body()):
+    elif content_type == "application/json" and _in_json(await request.body()):
         where = "the request body"
     elif content_type == "application/x-www-form-urlencoded":
         form = await request.form()

@@ -129,3 +129,12 @@ def test_nul_characters_are_refused_before_they_reach_the_database(
         client.post("/api/v1/auth/token", data=form), 422, "invalid_request"
     )["detail"]
     assert client.get("/api/v1/projects", headers=headers).json()["total"] == 0
+
+
+def test_text_that_only_looks_like_a_nul_is_accepted(client: TestClient, settings: Settings):
+    # "%00" in a JSON string and an escaped backslash before "u0000" are ordinary text.
+    headers = signed_in_headers(client, settings, "percent@example.com")
+    for name in ("Up 100%00", "C:\\u0000 folder"):
+        created = client.post("/api/v1/projects", json={"name": name}, headers=headers)
+        assert created.status_code == 201, created.text
+        assert created.json()["name"] == name

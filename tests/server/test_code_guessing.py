@@ -27,6 +27,11 @@ def strict(tmp_path: Path, migrated_url: str, redis_url: str):
     [
         ("POST", "/api/v1/auth/reauth", {"password": "not my password"}),
         ("DELETE", "/api/v1/me", {"password": "not my password"}),
+        (
+            "POST",
+            "/api/v1/me/password",
+            {"current_password": "not my password", "new_password": "another long passphrase"},
+        ),
     ],
 )
 def test_wrong_passwords_while_signed_in_lock_the_account_like_sign_in(strict, method, path, body):

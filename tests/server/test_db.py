@@ -47,6 +47,27 @@ def test_a_transaction_commits_at_the_end_then_runs_after_commit_actions(migrate
     database.dispose()
 
 
+def test_a_failing_after_commit_action_neither_stops_the_others_nor_raises(
+    migrated_url: str, caplog: pytest.LogCaptureFixture
+):
+    database = Database(migrated_url)
+    seen: list[str] = []
+    sessions = transaction(database)
+    session = next(sessions)
+    session.add(_user("ada@example.com"))
+
+    def storage_down() -> None:
+        raise OSError("the bucket does not answer")
+
+    after_commit(session, storage_down)
+    after_commit(session, lambda: seen.append("goodbye mail"))
+    with pytest.raises(StopIteration):
+        next(sessions)
+    assert seen == ["goodbye mail"] and _count_users(database) == 1
+    assert "after-commit action failed" in caplog.text
+    database.dispose()
+
+
 def test_a_failed_transaction_rolls_back_and_drops_after_commit_actions(migrated_url: str):
     database = Database(migrated_url)
     seen: list[str] = []
