@@ -12,8 +12,7 @@ from datetime import datetime, timedelta
 from urllib.parse import quote
 
 from notefall.server.activity import ActivityKind
-from notefall.server.kit.db import after_commit
-from notefall.server.kit.mail import Mailer, compose
+from notefall.server.kit.mail import Mailer, compose, send_after_commit
 from notefall.server.kit.security import issue_token
 from notefall.server.kit.settings import Settings
 from sqlalchemy.orm import Session
@@ -139,4 +138,4 @@ class PasswordService:
 
     def _mail(self, to: str, subject: str, body: str) -> None:
         message = compose(to, subject, body)
-        after_commit(self.session, lambda: self.outbox.send(message))
+        send_after_commit(self.session, self.outbox, message)

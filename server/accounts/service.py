@@ -6,8 +6,7 @@ from datetime import timedelta
 from urllib.parse import quote
 
 from notefall.server.activity import ActivityKind
-from notefall.server.kit.db import after_commit
-from notefall.server.kit.mail import Mailer, compose
+from notefall.server.kit.mail import Mailer, compose, send_after_commit
 from notefall.server.kit.models import utcnow
 from notefall.server.kit.settings import Settings
 from sqlalchemy.orm import Session
@@ -116,4 +115,4 @@ class AccountService:
 
     def _mail(self, to: str, subject: str, body: str) -> None:
         message = compose(to, subject, body)
-        after_commit(self.session, lambda: self.outbox.send(message))
+        send_after_commit(self.session, self.outbox, message)

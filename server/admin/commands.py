@@ -14,23 +14,17 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from notefall.common.errors import InputError
 from notefall.common.tiers import Tier
-from notefall.server.kit.db import Database, transaction
+from notefall.server.kit.db import Database, transaction_scope
 from notefall.server.kit.mail import mailer_for
 from notefall.server.kit.models import utcnow
 from notefall.server.kit.settings import Settings
+from notefall.server.kit.text import file_size
 from notefall.server.migrations import alembic_config
 from notefall.server.stack import settings_or_input_error
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from .service import AdminService, UserSummary, parse_tier
-
-
-def _size(n_bytes: int) -> str:
-    for unit, size in (("GB", 1024**3), ("MB", 1024**2), ("KB", 1024)):
-        if n_bytes >= size:
-            return f"{n_bytes / size:.1f} {unit}"
-    return f"{n_bytes} bytes"
 
 
 def _not_migrated(detail: str) -> InputError:
@@ -67,7 +61,7 @@ def _admin(settings: Settings) -> Iterator[AdminService]:
     database = Database(settings.database_url)
     try:
         ensure_migrated(database, settings.database_url)
-        with contextmanager(transaction)(database) as session:
+        with transaction_scope(database) as session:
             yield AdminService(session, mailer_for(settings), utcnow())
     finally:
         database.dispose()
@@ -91,7 +85,7 @@ def _print_summary(summary: UserSummary) -> None:
         ("2fa", "on" if summary.two_factor else "off"),
         ("sessions", str(summary.sessions)),
         ("projects", str(summary.projects)),
-        ("storage", _size(summary.storage_bytes)),
+        ("storage", file_size(summary.storage_bytes)),
     ]
     for label, value in rows:
         print(f"{label + ':':<10} {value}")

@@ -18,8 +18,7 @@ from notefall.server.accounts.schemas import SignupRequest
 from notefall.server.accounts.service import normalize_email
 from notefall.server.accounts.sign_in import SESSION_IDLE_LIFETIME
 from notefall.server.activity import ActivityKind, record
-from notefall.server.kit.db import after_commit
-from notefall.server.kit.mail import Mailer, compose
+from notefall.server.kit.mail import Mailer, compose, send_after_commit
 from notefall.server.projects.models import Project
 from notefall.server.usage.service import UsageService
 from pydantic import ValidationError
@@ -134,7 +133,7 @@ class AdminService:
             "ask for this, change your password now and contact support.\n"
         )
         message = compose(user.email, "Two-factor sign-in was turned off", body)
-        after_commit(self.session, lambda: self.mailer.send(message))
+        send_after_commit(self.session, self.mailer, message)
 
     def summary(self, user: User) -> UserSummary:
         two_factor = self.accounts.two_factor_of(user.id)

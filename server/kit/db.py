@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,10 @@ def transaction(database: Database) -> Iterator[Session]:
             action()
         except Exception:
             log.exception("an after-commit action failed")
+
+
+# ``with transaction_scope(database) as session:`` for work outside a request (jobs, the CLI).
+transaction_scope = contextmanager(transaction)
 
 
 def request_session(request: Request) -> Iterator[Session]:

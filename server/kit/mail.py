@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlparse
 
+from sqlalchemy.orm import Session
+
+from .db import after_commit
 from .settings import Settings
 
 SENDER = "Notefall <no-reply@notefall.invalid>"
@@ -113,6 +116,13 @@ class SmtpMailer:
             if self.username:
                 connection.login(self.username, self.password)
             connection.send_message(message)
+
+
+def send_after_commit(session: Session, mailer: Mailer, message: EmailMessage) -> None:
+    """Send ``message`` once ``session`` commits: no mail about a change that rolled back.
+    Every domain sends through here, so how mail leaves (today: in the request, after the
+    commit) changes in one place."""
+    after_commit(session, lambda: mailer.send(message))
 
 
 def mailer_for(settings: Settings) -> Mailer:

@@ -27,7 +27,9 @@ def b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def _signature(secret_key: str, purpose: str, nonce: str) -> str:
+def sign(secret_key: str, purpose: str, nonce: str) -> str:
+    """HMAC-SHA256 of ``purpose:nonce`` under the secret key, base64url: one key, many uses,
+    and a value signed for one purpose never verifies for another."""
     message = f"{purpose}:{nonce}".encode()
     return b64(hmac.new(secret_key.encode(), message, hashlib.sha256).digest())
 
@@ -38,7 +40,7 @@ def hash_token(token: str) -> str:
 
 def issue_token(secret_key: str, purpose: str) -> IssuedToken:
     nonce = b64(secrets.token_bytes(32))
-    token = f"{nonce}.{_signature(secret_key, purpose, nonce)}"
+    token = f"{nonce}.{sign(secret_key, purpose, nonce)}"
     return IssuedToken(token=token, token_hash=hash_token(token))
 
 
@@ -47,7 +49,7 @@ def token_is_signed(secret_key: str, purpose: str, token: str) -> bool:
     if not dot or not nonce or not signature or not token.isascii():
         # compare_digest refuses non-ASCII str; no genuine token contains any.
         return False
-    return hmac.compare_digest(signature, _signature(secret_key, purpose, nonce))
+    return hmac.compare_digest(signature, sign(secret_key, purpose, nonce))
 
 
 ACCESS_PURPOSE = "access"
@@ -60,14 +62,14 @@ def issue_access_token(secret_key: str, session_id: uuid.UUID, expires_at: datet
     request and revoking it ends the token at once, before it expires.
     """
     payload = f"{session_id.hex}.{int(expires_at.timestamp())}"
-    return f"{payload}.{_signature(secret_key, ACCESS_PURPOSE, payload)}"
+    return f"{payload}.{sign(secret_key, ACCESS_PURPOSE, payload)}"
 
 
 def read_access_token(secret_key: str, token: str, now: datetime) -> uuid.UUID | None:
     """The session id of a genuine, unexpired access token; None for anything else."""
     payload, dot, signature = token.rpartition(".")
     if not dot or not token.isascii() or not hmac.compare_digest(
-        signature, _signature(secret_key, ACCESS_PURPOSE, payload)
+        signature, sign(secret_key, ACCESS_PURPOSE, payload)
     ):
         return None
     session_hex, _, expiry = payload.partition(".")

@@ -92,3 +92,11 @@ class OneLine:
         json_schema = dict(handler(schema))
         json_schema.update(minLength=1, maxLength=self.max_length)
         return json_schema
+
+
+def file_size(n_bytes: int) -> str:
+    """A size for people: "1.5 GB", "320.0 KB", "12 bytes"."""
+    for unit, size in (("GB", 1024**3), ("MB", 1024**2), ("KB", 1024)):
+        if n_bytes >= size:
+            return f"{n_bytes / size:.1f} {unit}"
+    return f"{n_bytes} bytes"

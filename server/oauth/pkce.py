@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import re
+
+from notefall.server.kit.security import b64
 
 # RFC 7636 §4.1: 43 to 128 unreserved characters. An S256 challenge is the base64url of a
 # SHA-256 digest: exactly 43 characters of the base64url alphabet.
@@ -14,8 +15,7 @@ S256_CHALLENGE = re.compile(r"[A-Za-z0-9\-_]{43}")
 
 
 def s256(verifier: str) -> str:
-    digest = hashlib.sha256(verifier.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+    return b64(hashlib.sha256(verifier.encode("ascii")).digest())
 
 
 def is_challenge(value: str | None) -> bool:

@@ -14,7 +14,6 @@ import json
 import logging
 import uuid
 import zipfile
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -23,7 +22,7 @@ from notefall.common.tiers import limits_for
 from notefall.server.accounts.models import AuthSession, User
 from notefall.server.activity.models import ActivityEvent
 from notefall.server.jobs import enqueue
-from notefall.server.kit.db import Database, transaction
+from notefall.server.kit.db import Database, transaction_scope
 from notefall.server.kit.settings import Settings
 from notefall.server.projects.models import Project
 from notefall.server.storage.storage import Storage
@@ -36,7 +35,6 @@ from .service import notification_preferences, privacy_settings
 
 log = logging.getLogger("notefall.server.profile")
 # The request's commit-once unit of work, outside a request.
-_transaction = contextmanager(transaction)
 
 EXPORT_TASK = "notefall.profile.build_export"
 ACCOUNT_FILE = "account.json"
@@ -77,7 +75,7 @@ def build_export(
 def _build(
     database: Database, storage: Storage, export_id: uuid.UUID, now: datetime
 ) -> BuildOutcome:
-    with _transaction(database) as session:
+    with transaction_scope(database) as session:
         export = session.get(DataExport, export_id)
         if export is None:
             return BuildOutcome.MISSING
@@ -96,10 +94,10 @@ def _build(
         storage.put(key, _zip(storage, account, files))
     except Exception:
         log.exception("data export %s failed", export_id)
-        with _transaction(database) as session:
+        with transaction_scope(database) as session:
             ProfileRepository(session).finish_export(export_id, ExportStatus.FAILED, now)
         return BuildOutcome.FAILED
-    with _transaction(database) as session:
+    with transaction_scope(database) as session:
         marked = ProfileRepository(session).finish_export(
             export_id, ExportStatus.READY, now, storage_key=key, expires_at=now + retention
         )
@@ -206,7 +204,7 @@ def stale_pending_exports(
     (Redis restarted without it, a worker died holding it), so they are queued again."""
     database = Database(settings.database_url)
     try:
-        with _transaction(database) as session:
+        with transaction_scope(database) as session:
             return list(
                 session.scalars(
                     select(DataExport.id).where(

@@ -15,7 +15,7 @@ from notefall.server.accounts.two_factor import TwoFactorService
 from notefall.server.activity import ActivityKind, record
 from notefall.server.kit.db import after_commit
 from notefall.server.kit.errors import NotFoundError
-from notefall.server.kit.mail import Mailer, compose
+from notefall.server.kit.mail import Mailer, compose, send_after_commit
 from notefall.server.kit.settings import Settings
 from notefall.server.projects.errors import FileTooLargeError
 from notefall.server.storage.storage import Storage
@@ -207,7 +207,7 @@ class ProfileService:
             "If you did not ask for this, someone knew your password: it no longer opens "
             "anything here, but change it wherever else you use it.\n",
         )
-        after_commit(self.session, lambda: self.mailer.send(goodbye))
+        send_after_commit(self.session, self.mailer, goodbye)
 
     def _record(self, user: User, kind: ActivityKind, device: Device, **detail: object) -> None:
         record(

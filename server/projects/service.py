@@ -328,6 +328,9 @@ class ProjectService:
     # Internals -----------------------------------------------------------------------------
 
     def _apply_settings(self, project: Project, settings: dict[str, Any]) -> None:
+        if settings == project.settings and project.thumbnail_key is not None:
+            # Same settings, same picture: an autosaving client must not cost a redraw per save.
+            return
         project.settings = settings
         if project.midi_key is not None:
             song = read_song(self.storage.get(project.midi_key))

@@ -9,9 +9,8 @@ from datetime import datetime
 from email.message import EmailMessage
 
 from notefall.server.accounts.models import User
-from notefall.server.kit.db import after_commit
 from notefall.server.kit.errors import NotFoundError
-from notefall.server.kit.mail import Mailer, compose
+from notefall.server.kit.mail import Mailer, compose, send_after_commit
 from notefall.server.kit.security import hash_token, issue_token, token_is_signed
 from notefall.server.profile.models import UserProfile
 from sqlalchemy import select
@@ -119,7 +118,7 @@ class SharingService:
                 f"{email} is already a collaborator; change their role instead."
             ) from None
         message = self._invitation(user, project, email, role)
-        after_commit(self.session, lambda: self.outbox.send(message))
+        send_after_commit(self.session, self.outbox, message)
         return collaborator
 
     def collaborators(self, user: User, project_id: uuid.UUID) -> list[Collaborator]:

@@ -6,12 +6,11 @@ import importlib
 import importlib.util
 import logging
 import pkgutil
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import notefall.server
-from notefall.server.kit.db import Database, transaction
+from notefall.server.kit.db import Database, transaction_scope
 from notefall.server.kit.settings import Settings
 from notefall.server.storage.factory import storage_from_settings
 
@@ -53,7 +52,7 @@ def run_retention(
     try:
         for name, purge in registry.items():
             try:
-                with contextmanager(transaction)(database) as session:
+                with transaction_scope(database) as session:
                     count = purge(session, storage, now)
             except Exception as error:
                 log.exception("retention: purge %s failed; it is rolled back", name)

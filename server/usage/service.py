@@ -6,6 +6,7 @@ import uuid
 
 from notefall.common.tiers import TierLimits, limits_for
 from notefall.server.accounts.models import User
+from notefall.server.kit.text import file_size
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
@@ -32,8 +33,8 @@ class UsageService:
         used = self.stored_bytes(owner.id)
         if used + n_bytes > limits.storage_quota_bytes:
             raise StorageQuotaExceededError(
-                f"This file needs {_size(n_bytes)}, and you use {_size(used)} of the "
-                f"{_size(limits.storage_quota_bytes)} your {limits.title} plan includes. "
+                f"This file needs {file_size(n_bytes)}, and you use {file_size(used)} of the "
+                f"{file_size(limits.storage_quota_bytes)} your {limits.title} plan includes. "
                 "Delete projects or files you no longer need, or upgrade your plan."
             )
 
@@ -70,10 +71,3 @@ def charge_file(session: Session, owner: User, key: str, n_bytes: int, kind: str
 def release_file(session: Session, *keys: str) -> None:
     """For other domains: the files at ``keys`` no longer count (their rows are gone)."""
     UsageService(session).release(*keys)
-
-
-def _size(n_bytes: int) -> str:
-    for unit, size in (("GB", 1024**3), ("MB", 1024**2), ("KB", 1024)):
-        if n_bytes >= size:
-            return f"{n_bytes / size:.1f} {unit}"
-    return f"{n_bytes} bytes"

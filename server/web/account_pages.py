@@ -25,7 +25,7 @@ from notefall.server.accounts.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD
 from notefall.server.accounts.schemas import SignupRequest
 from notefall.server.accounts.service import VERIFICATION_TOKEN_LIFETIME, AccountService
 from notefall.server.accounts.tokens import SingleUseTokens, TokenPurpose
-from notefall.server.kit.db import transaction
+from notefall.server.kit.db import transaction_scope
 from notefall.server.kit.errors import ProblemError
 from notefall.server.kit.ratelimit import (
     PASSWORD_RESET_PER_ADDRESS,
@@ -85,7 +85,7 @@ def services(request: Request) -> Iterator[Services]:
     block ends, rolled back when it raises."""
     state = request.app.state
     settings: Settings = state.settings
-    with contextmanager(transaction)(state.database) as session:
+    with transaction_scope(state.database) as session:
         yield Services(
             session=session,
             settings=settings,

@@ -11,7 +11,6 @@ need none of this.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import uuid
 from collections.abc import Callable
@@ -23,10 +22,10 @@ from fastapi import Request, Response
 from notefall.server.accounts.errors import InvalidAccessTokenError
 from notefall.server.accounts.sign_in import Authenticated, SignInService
 from notefall.server.kit.security import (
-    b64,
     hash_token,
     issue_access_token,
     issue_token,
+    sign,
     token_is_signed,
 )
 from notefall.server.kit.settings import Settings
@@ -122,8 +121,7 @@ def clear_session_cookie(response: Response) -> None:
 
 def csrf_token_for(secret_key: str, session_id: uuid.UUID) -> str:
     """The session's CSRF token: stable for the session, useless for any other."""
-    message = f"{CSRF_PURPOSE}:{session_id.hex}".encode()
-    return b64(hmac.new(secret_key.encode(), message, hashlib.sha256).digest())
+    return sign(secret_key, CSRF_PURPOSE, session_id.hex)
 
 
 def new_signin_csrf_token(secret_key: str) -> str:

@@ -179,6 +179,11 @@ def test_changing_settings_redraws_the_thumbnail_and_drops_the_old_one(
     assert after != before and Image.open(io.BytesIO(after)).size == (640, 360)
     files_after = _stored_files(settings)
     assert len(files_after) == 2 and files_after != files_before
+    # Sending the same settings again (an autosave) keeps the picture: no redraw.
+    again = client.patch(
+        f"{PROJECTS}/{project['id']}", json={"settings": {"theme": "paper"}}, headers=ada
+    )
+    assert again.status_code == 200 and _stored_files(settings) == files_after
 
 
 def test_a_project_without_midi_has_no_thumbnail(client: TestClient, ada: dict):
