@@ -9,14 +9,16 @@ conditional update that exactly one run wins.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
+import shutil
+import tempfile
 import uuid
 import zipfile
+from contextlib import closing
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, BinaryIO
 
 from notefall.common.tiers import limits_for
 from notefall.server.accounts.models import AuthSession, User
@@ -49,6 +51,9 @@ class BuildOutcome(StrEnum):
     # No such export: not committed yet (the task outran the request) or its account is gone.
     MISSING = "missing"
 
+
+
+CHUNK_BYTES = 1024 * 1024
 
 def export_key(user_id: uuid.UUID, export_id: uuid.UUID) -> str:
     return f"exports/{user_id}/export-{export_id}.zip"
@@ -91,7 +96,10 @@ def _build(
             files.append(account["profile"]["avatar_key"])
     key = export_key(user_id, export_id)
     try:
-        storage.put(key, _zip(storage, account, files))
+        with tempfile.TemporaryFile() as archive:
+            _zip(storage, account, files, archive)
+            archive.seek(0)
+            storage.put(key, archive)
     except Exception:
         log.exception("data export %s failed", export_id)
         with transaction_scope(database) as session:
@@ -183,14 +191,18 @@ def _account_document(session: Session, user: User, now: datetime) -> dict[str, 
     }
 
 
-def _zip(storage: Storage, account: dict[str, Any], files: list[str]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+def _zip(storage: Storage, account: dict[str, Any], files: list[str], out: BinaryIO) -> None:
+    # Streamed through a temporary file, file by file: an account may hold gigabytes (the
+    # tier quotas), which must not pass through the worker's memory.
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr(ACCOUNT_FILE, json.dumps(account, indent=2, ensure_ascii=False))
         for key in files:
             # Keys are checked storage names (letters, digits, ._- and slashes): safe paths.
-            archive.writestr(f"{FILES_FOLDER}/{key}", storage.get(key))
-    return buffer.getvalue()
+            with (
+                closing(storage.open(key)) as source,
+                archive.open(f"{FILES_FOLDER}/{key}", "w") as target,
+            ):
+                shutil.copyfileobj(source, target, CHUNK_BYTES)
 
 
 def _time(value: datetime | None) -> str | None:
