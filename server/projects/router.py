@@ -8,7 +8,6 @@ import unicodedata
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
@@ -17,6 +16,7 @@ from notefall.server.accounts.errors import InvalidAccessTokenError
 from notefall.server.accounts.router import Current, RequestSession
 from notefall.server.kit.errors import NotFoundError, problem_responses
 from notefall.server.kit.settings import Settings
+from notefall.server.storage.storage import content_disposition
 from notefall.server.usage.errors import StorageQuotaExceededError
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
@@ -321,14 +321,10 @@ def export_settings(project_id: uuid.UUID, current: Current, service: Service) -
     folded = unicodedata.normalize("NFKD", project.name).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", folded.lower()).strip("-")[:60] or "project"
     suffix = ".notefall-preset.json"
-    disposition = (
-        f'attachment; filename="{slug}{suffix}"; '
-        f"filename*=UTF-8''{quote(project.name + suffix, safe='')}"
-    )
     return Response(
         json.dumps(preset, indent=2, sort_keys=True) + "\n",
         media_type="application/json",
-        headers={"Content-Disposition": disposition},
+        headers={"Content-Disposition": content_disposition(project.name + suffix, slug + suffix)},
     )
 
 

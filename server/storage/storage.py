@@ -56,10 +56,12 @@ def check_link_lifetime(expires_in: timedelta) -> int:
     return math.ceil(expires_in.total_seconds())
 
 
-def content_disposition(download_name: str) -> str:
-    """``attachment`` with the name for every browser: an ASCII fallback and RFC 6266's UTF-8 form."""
+def content_disposition(download_name: str, fallback: str | None = None) -> str:
+    """``attachment`` with the name for every browser: an ASCII fallback (``fallback``, else
+    the name with other characters replaced) and RFC 6266's UTF-8 form."""
     fallback = "".join(
-        c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in download_name
+        c if c.isascii() and c.isprintable() and c not in '"\\' else "_"
+        for c in (download_name if fallback is None else fallback)
     )
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(download_name, safe='')}"
 
