@@ -335,4 +335,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_invalid_request)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(DataError, _on_data_error)
+    # SQLite's driver refuses an integer beyond 64 bits with a bare OverflowError where
+    # PostgreSQL raises DataError: the same client mistake, the same answer.
+    app.add_exception_handler(OverflowError, _on_data_error)
     app.add_exception_handler(Exception, _on_unexpected)
