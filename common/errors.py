@@ -63,3 +63,9 @@ class EncoderError(NotefallError):
     """FFmpeg failed for a reason that is not the user's input (treated as transient)."""
 
     code = "encoder_failed"
+
+
+class PlanLimitError(InputError):
+    """The settings are valid but the user's plan does not include them (4K on Free, ...)."""
+
+    code = "not_in_plan"

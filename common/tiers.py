@@ -29,6 +29,12 @@ class TierLimits:
     # The tallest output, in pixels of the shorter side (720 = 1280x720, 2160 = 3840x2160).
     max_video_height: int
     watermark: bool
+    # Frames per second, container formats and transparency a render may use.
+    max_fps: int
+    formats: tuple[str, ...]
+    transparent_video: bool
+    # The longest video one render may produce, in minutes.
+    max_video_minutes: int
     # Celery queue priority: higher goes first.
     priority: int
     concurrent_renders: int
@@ -55,6 +61,10 @@ TIERS: dict[Tier, TierLimits] = {
         renders_per_month=5,
         max_video_height=720,
         watermark=True,
+        max_fps=30,
+        formats=("mp4", "webm"),
+        transparent_video=False,
+        max_video_minutes=10,
         priority=1,
         concurrent_renders=1,
         max_midi_bytes=2 * MB,
@@ -70,6 +80,10 @@ TIERS: dict[Tier, TierLimits] = {
         renders_per_month=50,
         max_video_height=1080,
         watermark=False,
+        max_fps=60,
+        formats=("mp4", "webm", "mov"),
+        transparent_video=True,
+        max_video_minutes=30,
         priority=5,
         concurrent_renders=2,
         max_midi_bytes=8 * MB,
@@ -85,6 +99,10 @@ TIERS: dict[Tier, TierLimits] = {
         renders_per_month=None,
         max_video_height=2160,
         watermark=False,
+        max_fps=60,
+        formats=("mp4", "webm", "mov"),
+        transparent_video=True,
+        max_video_minutes=120,
         priority=9,
         concurrent_renders=4,
         max_midi_bytes=16 * MB,

@@ -13,6 +13,7 @@ from notefall.server.kit.models import Base
 from notefall.server.oauth.models import AuthorizationCode
 from notefall.server.profile.models import DataExport, UserProfile
 from notefall.server.projects.models import Collaborator, Project, ProjectTag, ShareLink
+from notefall.server.renders.models import Render, RenderStep
 from notefall.server.usage.models import ChargedFile
 from notefall.server.web.models import BrowserSession
 
@@ -29,6 +30,8 @@ __all__ = [
     "ProjectTag",
     "RecoveryCode",
     "RefreshToken",
+    "Render",
+    "RenderStep",
     "ShareLink",
     "SingleUseToken",
     "TwoFactor",

@@ -21,7 +21,7 @@ def test_every_limit_grows_or_holds_with_the_price():
     order = [TIERS[Tier.FREE], TIERS[Tier.PRO], TIERS[Tier.ENTERPRISE]]
     for field in dataclasses.fields(order[0]):
         values = [getattr(limits, field.name) for limits in order]
-        if field.name in {"tier", "title", "watermark"}:
+        if field.name in {"tier", "title", "watermark", "formats"}:
             continue
         # None is unlimited: the largest value of all.
         ranked = [float("inf") if v is None else v for v in values]
@@ -32,3 +32,9 @@ def test_an_unknown_plan_is_refused():
     assert set(TIERS) == set(Tier)
     with pytest.raises(ValueError):
         limits_for("platinum")
+
+
+def test_a_higher_plan_offers_every_format_a_lower_one_does():
+    free, pro, enterprise = (limits_for(t) for t in Tier)
+    assert set(free.formats) <= set(pro.formats) <= set(enterprise.formats)
+    assert "mp4" in free.formats

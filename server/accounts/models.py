@@ -6,7 +6,8 @@ import uuid
 from datetime import datetime
 
 from notefall.server.kit.models import Base, Timestamped, utcnow
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String, Uuid
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, String, Uuid
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column
 
 
@@ -24,6 +25,8 @@ class User(Timestamped, Base):
     email_verified_at: Mapped[datetime | None] = mapped_column()
     # A name from notefall.common.tiers.Tier; only billing changes it.
     tier: Mapped[str] = mapped_column(String(20), default="free", server_default="free")
+    # Operators: may use /api/v1/admin/... (granted by `notefall admin set-admin`).
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
 
 
 class AuthSession(Base):

@@ -50,6 +50,25 @@ class Settings(BaseSettings):
     # Largest MIDI file a project takes (the tier table will refine it).
     max_midi_bytes: int = Field(16 * 1024 * 1024, gt=0)
     public_url: str = "http://127.0.0.1:8000"
+    # The render farm (docs/server.md, "Renders"). Seconds of video one segment task draws:
+    # small enough that any task ends far inside the queue's visibility timeout.
+    render_segment_seconds: float = Field(10.0, ge=1.0, le=300.0)
+    # Transient failures retry after base * 2^n seconds (with jitter), at most cap seconds.
+    render_retry_base_seconds: float = Field(2.0, gt=0)
+    render_retry_cap_seconds: float = Field(300.0, gt=0)
+    # Deliveries of one step before the render goes to the dead-letter queue.
+    render_max_deliveries: int = Field(5, ge=1, le=100)
+    # A running step writes a heartbeat this often and polls for cancel twice as often.
+    render_heartbeat_seconds: float = Field(2.0, gt=0, le=60)
+    # A running step without a heartbeat this long is taken back and queued again.
+    render_stale_seconds: float = Field(60.0, gt=0)
+    # A pending step missing from the broker this long after it was published is published
+    # again (a message lost by Redis, or never sent).
+    render_requeue_grace_seconds: float = Field(30.0, gt=0)
+    # How often beat runs the reconciler.
+    reconcile_every_seconds: float = Field(30.0, gt=0)
+    # /readyz fails when no worker has finished a task for this long.
+    worker_stale_seconds: float = Field(180.0, gt=0)
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
     environment: Environment = Environment.DEVELOPMENT
 
