@@ -17,7 +17,11 @@ from notefall.server.web import errors as web_errors
 
 from .conftest import make_settings
 
-GUIDE = (Path(__file__).resolve().parents[2] / "docs" / "server.md").read_text(encoding="utf-8")
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+# The server guide and the render farm's guide, which it links to.
+GUIDE = "\n".join(
+    (DOCS / name).read_text(encoding="utf-8") for name in ("server.md", "renders.md")
+)
 
 
 def test_every_setting_is_documented():
