@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from notefall.server.renders.models import Render
+from notefall.server.renders.states import RenderStatus
 from sqlalchemy import ColumnElement, and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
@@ -25,6 +27,8 @@ class ProjectFilter:
     created_after: datetime | None = None
     created_before: datetime | None = None
     shared: Shared = "mine"
+    # True: only projects with a finished video; False: only those without one.
+    has_renders: bool | None = None
     sort: Sort = "-created"
 
 
@@ -89,6 +93,12 @@ class ProjectRepository:
             conditions.append(Project.created_at >= where.created_after)
         if where.created_before is not None:
             conditions.append(Project.created_at < where.created_before)
+        if where.has_renders is not None:
+            rendered = select(Render.project_id).where(
+                Render.project_id.is_not(None), Render.status == RenderStatus.SUCCEEDED.value
+            )
+            has = Project.id.in_(rendered)
+            conditions.append(has if where.has_renders else ~has)
         column = _SORT_COLUMNS[where.sort.removeprefix("-")]
         descending = where.sort.startswith("-")
         # The id breaks ties, so pages never overlap or skip rows with equal keys.

@@ -145,6 +145,10 @@ def list_projects(
     shared: Annotated[
         Shared, Query(description="mine: yours; with_me: shared with you; all: both")
     ] = "mine",
+    has_renders: Annotated[
+        bool | None,
+        Query(description="true: only projects with a finished video; false: only without"),
+    ] = None,
     sort: Annotated[Sort, Query(description="a leading - sorts descending")] = "-created",
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0)] = 0,
@@ -155,6 +159,7 @@ def list_projects(
         created_after=created_after,
         created_before=created_before,
         shared=shared,
+        has_renders=has_renders,
         sort=sort,
     )
     projects, total = service.page_of(current.user, where, limit, offset)

@@ -1,8 +1,14 @@
 """Listing projects: search over names, tags and song titles, tag and date filters, and
 projects shared with you."""
 
+import uuid
+
 import pytest
+from notefall.server.accounts.models import User
+from notefall.server.kit.db import Database, transaction_scope
 from notefall.server.kit.settings import Settings
+from notefall.server.renders.models import Render
+from sqlalchemy import select
 
 from .conftest import TestClient, signed_in_headers
 from .test_app import assert_problem
@@ -81,3 +87,36 @@ def test_shared_with_me_lists_projects_others_invited_me_to(
     assert _names(client, ada, shared="all", tag="duet") == ["Bob's duet"]
     assert _names(client, ada, shared="all", q="secret") == []
     assert _names(client, bob, shared="with_me") == []
+
+
+def test_the_has_renders_filter_finds_projects_with_a_finished_video(
+    client: TestClient, settings: Settings, ada: dict
+):
+    rendered = _create(client, ada, "Rendered")
+    failed = _create(client, ada, "Failed render")
+    _create(client, ada, "Never rendered")
+    database = Database(settings.database_url)
+    with transaction_scope(database) as session:
+        owner = session.scalars(select(User).where(User.email == "ada@example.com")).one()
+        for project, status in ((rendered, "succeeded"), (failed, "failed")):
+            session.add(
+                Render(
+                    owner_id=owner.id,
+                    project_id=uuid.UUID(project["id"]),
+                    project_name=project["name"],
+                    status=status,
+                    tier="free",
+                    queue="render.free",
+                    settings={},
+                    fingerprint="f" * 64,
+                    midi_sha256="m" * 64,
+                    input_midi_key="renders/x/input.mid",
+                    period="2026-11",
+                )
+            )
+    database.dispose()
+    assert _names(client, ada, has_renders=True) == ["Rendered"]
+    assert _names(client, ada, has_renders=False, sort="name") == [
+        "Failed render",
+        "Never rendered",
+    ]
