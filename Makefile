@@ -39,6 +39,8 @@ test: lint
 bench: $(STAMP)
 	$(PY) -m bench.run
 	$(PY) -m bench.server
+	@# After bench.server: the render farm's section follows the server section.
+	$(PY) -m bench.renders
 
 clean:
 	rm -rf $(VENV) out build *.egg-info

@@ -47,6 +47,8 @@ from sqlalchemy import select, text
 from .run import REPORT, machine
 
 SERVER_MARKER = "<!-- server benchmarks (bench/server.py) -->"
+# The section after ours (bench/renders.py's marker; not imported: that module needs more).
+NEXT_MARKER = "<!-- render farm benchmarks (bench/renders.py) -->"
 PASSWORD = "falling notes over a grand piano"
 EMAIL = "bench@example.com"
 PROJECTS = 1000
@@ -245,8 +247,11 @@ def write_section(results: list[dict[str, Any]], date: str) -> None:
             )
     lines.append("")
     text = REPORT.read_text(encoding="utf-8") if REPORT.exists() else "# Benchmarks\n"
-    head = text.split(SERVER_MARKER)[0].rstrip("\n")
-    REPORT.write_text(head + "\n\n" + "\n".join(lines), encoding="utf-8")
+    head, _, rest = text.partition(SERVER_MARKER)
+    # Sections written by later benchmarks (bench/renders.py) follow ours: keep them.
+    later = rest[rest.index(NEXT_MARKER) :] if NEXT_MARKER in rest else ""
+    body = head.rstrip("\n") + "\n\n" + "\n".join(lines)
+    REPORT.write_text(body + ("\n" + later if later else ""), encoding="utf-8")
 
 
 def main() -> None:

@@ -1,5 +1,5 @@
-"""``notefall``: render, still, probe, serve, stack, worker, beat, admin (see docs/cli.md and
-docs/server.md).
+"""``notefall``: render, still, probe, serve, stack, worker, beat, flower, admin (see
+docs/cli.md and docs/server.md).
 
 Exit codes: 0 done, 2 bad input (one-line message), 1 internal error, 130 cancelled.
 """
@@ -96,7 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     stack.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     stack.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
     stack.add_argument(
-        "--workers", type=int, default=1, metavar="N", help="job worker processes (1)"
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="job worker processes (1); with 2 or more, the first takes the free queue first",
     )
 
     worker = sub.add_parser(
@@ -115,6 +119,17 @@ def build_parser() -> argparse.ArgumentParser:
         "beat",
         help="run the periodic-job scheduler",
         description="Enqueue periodic jobs; run exactly one per deployment.",
+    )
+    flower = sub.add_parser(
+        "flower",
+        help="run Flower, Celery's web monitor, on the job queue",
+        description="Flower against NOTEFALL_REDIS_URL: workers, running tasks and queues "
+        "(see docs/renders.md). Keep it off the public internet, or set --basic-auth.",
+    )
+    flower.add_argument("--port", type=int, default=5555, metavar="P", help="port (5555)")
+    flower.add_argument("--address", default="127.0.0.1", metavar="H", help="address (127.0.0.1)")
+    flower.add_argument(
+        "--basic-auth", metavar="USER:PASSWORD", help="ask for this user and password"
     )
     _add_admin_parser(sub)
     return parser
@@ -155,6 +170,34 @@ def _add_admin_parser(sub: Any) -> None:
     show.add_argument("email", metavar="EMAIL")
     listing = tasks.add_parser("list-users", help="list accounts", description="List accounts.")
     listing.add_argument("--tier", metavar=tiers, help="only accounts on this plan")
+    set_admin = tasks.add_parser(
+        "set-admin",
+        help="grant or revoke the operator right",
+        description="Let EMAIL use the operator API (/api/v1/admin/...), or stop it with --revoke.",
+    )
+    set_admin.add_argument("email", metavar="EMAIL")
+    set_admin.add_argument("--revoke", action="store_true", help="take the right away")
+    dead = tasks.add_parser(
+        "dead-letters",
+        help="list, requeue or discard dead renders",
+        description="Renders whose steps failed too many times (see docs/renders.md).",
+    )
+    dead_tasks = dead.add_subparsers(
+        dest="dead_letters_command", required=True, parser_class=_Parser
+    )
+    dead_tasks.add_parser("list", help="list them, oldest first, with the reason")
+    requeue = dead_tasks.add_parser("requeue", help="start a dead render over")
+    requeue.add_argument("render_id", metavar="ID")
+    discard = dead_tasks.add_parser(
+        "discard", help="take it off the list (it stays dead) and delete its work files"
+    )
+    discard.add_argument("render_id", metavar="ID")
+    tasks.add_parser(
+        "reconcile",
+        help="re-publish render steps Redis lost, now",
+        description="Run the render reconciler once (what beat runs every "
+        "NOTEFALL_RECONCILE_EVERY_SECONDS) and print what it re-published.",
+    )
 
 
 def _settings(args: argparse.Namespace) -> Any:
@@ -320,6 +363,14 @@ def cmd_beat(_args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_flower(args: argparse.Namespace) -> int:
+    settings = _server_module("flower", "notefall.server.stack").settings_or_input_error()
+    _server_module("flower", "notefall.server.jobs.worker").run_flower(
+        settings, port=args.port, address=args.address, basic_auth=args.basic_auth
+    )
+    return EXIT_OK
+
+
 def cmd_admin(args: argparse.Namespace) -> int:
     _server_module("admin", "notefall.server.admin.commands").run(args)
     return EXIT_OK
@@ -334,6 +385,7 @@ COMMANDS = {
     "worker": cmd_worker,
     "beat": cmd_beat,
     "admin": cmd_admin,
+    "flower": cmd_flower,
 }
 
 

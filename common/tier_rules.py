@@ -7,10 +7,12 @@ watermark and the caps of its plan.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from .errors import PlanLimitError
-from .settings import RenderSettings
+from .settings import RESOLUTIONS, RenderSettings
 from .tiers import TierLimits
 
 
@@ -89,3 +91,18 @@ def apply_tier_rules(
     if limits.watermark and not settings.watermark:
         return settings.model_copy(update={"watermark": True})
     return settings
+
+
+def plan_defaults(given: Mapping[str, Any], limits: TierLimits) -> dict[str, Any]:
+    """Values for the output fields ``given`` leaves unset whose defaults the plan does not
+    render (1080p and 30 fps are the defaults): the best the plan offers instead. A field
+    the user did set is never changed here; ``plan_problems`` refuses it if it is too much."""
+    defaults: dict[str, Any] = {}
+    default = RenderSettings.model_validate({})
+    if "resolution" not in given and min(default.size) > limits.max_video_height:
+        label = f"{limits.max_video_height}p"
+        if label in RESOLUTIONS:
+            defaults["resolution"] = label
+    if "fps" not in given and default.fps > limits.max_fps:
+        defaults["fps"] = limits.max_fps
+    return defaults

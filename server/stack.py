@@ -121,8 +121,79 @@ def _wait_until_ready(
     return False
 
 
+# Where a running stack leaves its Redis URL (relative to the data folder).
+REDIS_URL_FILE = Path("redis") / "url"
+# A part that stops on its own is started again after 1, 2, 4 … seconds (at most 30); one
+# that stops this many times within RESTART_WINDOW_SECONDS stops the whole stack instead.
+MAX_RESTARTS = 5
+RESTART_WINDOW_SECONDS = 120.0
+
+
+class Part:
+    """One child of the stack, started again when it stops on its own: a worker killed by
+    the kernel's OOM killer, say, must not take the API and every other worker with it."""
+
+    def __init__(self, name: str, arguments: list[str]) -> None:
+        self.name = name
+        self.arguments = arguments
+        self.process: subprocess.Popen[bytes] | None = None
+        self.stops: list[float] = []
+        self.restart_at: float | None = None
+
+    def start(self, env: dict[str, str]) -> None:
+        self.process = _spawn(self.arguments, env)
+        self.restart_at = None
+
+    def check(self, env: dict[str, str]) -> bool:
+        """Restart the part when it has stopped and its back-off has passed; False when it
+        stopped too often to keep trying."""
+        now = time.monotonic()
+        if self.restart_at is not None:
+            if now >= self.restart_at:
+                print(f"notefall: starting {self.name} again", file=sys.stderr, flush=True)
+                self.start(env)
+            return True
+        if self.process is None or (code := self.process.poll()) is None:
+            return True
+        # Its pool children and FFmpeg must go with it before a new one starts.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.stops = [t for t in self.stops if now - t < RESTART_WINDOW_SECONDS] + [now]
+        if len(self.stops) > MAX_RESTARTS:
+            return False
+        delay = min(30.0, 2.0 ** (len(self.stops) - 1))
+        print(
+            f"notefall: {self.name} stopped (exit {code}); starting it again in {delay:g} s",
+            file=sys.stderr,
+            flush=True,
+        )
+        self.restart_at = now + delay
+        return True
+
+
+def worker_arguments(workers: int) -> list[list[str]]:
+    """``notefall worker`` arguments for each of ``workers`` processes. With two or more, the
+    first takes the free queue first (queues.FREE_FIRST), so paid backlogs never starve the
+    free tier; the others consume every queue, the plans in priority order."""
+    from notefall.server.renders.queues import FREE_FIRST, PRIORITY_ORDER
+
+    arguments = [["worker", "-c", "1"] for _ in range(workers)]
+    if workers >= 2:
+        arguments[0] += ["-Q", ",".join(FREE_FIRST)]
+        print(
+            f"notefall: worker 1 takes the free queue first: {', '.join(FREE_FIRST)}",
+            file=sys.stderr,
+        )
+    rest = "workers 2.." if workers >= 2 else "the worker"
+    print(
+        f"notefall: {rest} take the plans in priority order: {', '.join(PRIORITY_ORDER)}",
+        file=sys.stderr,
+    )
+    return arguments
+
+
 def run_stack(data_dir: Path, *, host: str, port: int, workers: int) -> int:
-    """Run until SIGINT/SIGTERM (exit 0) or until a part dies on its own (exit 1)."""
+    """Run until SIGINT/SIGTERM (exit 0), or until a part keeps stopping on its own (exit 1)."""
     # Here, not at the top: workers and beat import this module and need no Alembic.
     from notefall.server.migrations import upgrade_to_head
 
@@ -144,11 +215,16 @@ def run_stack(data_dir: Path, *, host: str, port: int, workers: int) -> int:
         stop_requested = True
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    children: list[subprocess.Popen[bytes]] = []
+    parts = [Part("the API", ["serve", "--no-migrate", "--host", host, "--port", str(port)])]
+    parts += [
+        Part(f"worker {n}", arguments) for n, arguments in enumerate(worker_arguments(workers), 1)
+    ]
+    parts.append(Part("beat", ["beat"]))
+    url_file = data_dir / REDIS_URL_FILE
     try:
-        children.append(_spawn(["serve", "--no-migrate", "--host", host, "--port", str(port)], env))
-        children += [_spawn(["worker", "-c", "1"], env) for _ in range(workers)]
-        children.append(_spawn(["beat"], env))
+        for part in parts:
+            part.start(env)
+        children = [part.process for part in parts if part.process is not None]
         if not _wait_until_ready(url, children, lambda: stop_requested):
             if stop_requested:
                 return 0
@@ -156,22 +232,29 @@ def run_stack(data_dir: Path, *, host: str, port: int, workers: int) -> int:
                 "notefall: error: the stack did not start; see the messages above", file=sys.stderr
             )
             return 1
+        # Operators' commands (`notefall admin reconcile`, dead letters) run with the same
+        # NOTEFALL_DATA_DIR find this Redis here; it is removed when the stack stops.
+        url_file.parent.mkdir(parents=True, exist_ok=True)
+        url_file.write_text(redis_url + "\n", encoding="utf-8")
         print(
             f"Notefall is running at {url}: sign up at {url}/signup (the API: {url}/docs); "
-            f"{mail_destination(settings)} (data in {data_dir}; Ctrl-C stops it)",
+            f"{mail_destination(settings)} (data in {data_dir}; Redis at {redis_url}; "
+            "Ctrl-C stops it)",
             flush=True,
         )
         while not stop_requested:
-            if any(child.poll() is not None for child in children):
-                print(
-                    "notefall: error: a part of the stack stopped; stopping the rest",
-                    file=sys.stderr,
-                )
-                return 1
+            for part in parts:
+                if not part.check(env):
+                    print(
+                        f"notefall: error: {part.name} keeps stopping; stopping the rest",
+                        file=sys.stderr,
+                    )
+                    return 1
             time.sleep(0.2)
         return 0
     finally:
-        _stop(children)
+        _stop([part.process for part in parts if part.process is not None])
+        url_file.unlink(missing_ok=True)
         if redis:
             redis.stop()
         for sig, handler in previous.items():

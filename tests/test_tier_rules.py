@@ -3,7 +3,7 @@
 import pytest
 from notefall.common.errors import PlanLimitError
 from notefall.common.settings import RenderSettings
-from notefall.common.tier_rules import apply_tier_rules, plan_problems
+from notefall.common.tier_rules import apply_tier_rules, plan_defaults, plan_problems
 from notefall.common.tiers import Tier, limits_for
 
 FREE, PRO, ENTERPRISE = (limits_for(t) for t in (Tier.FREE, Tier.PRO, Tier.ENTERPRISE))
@@ -64,3 +64,12 @@ def test_a_setting_beyond_the_plan_is_refused_with_the_first_problem():
         apply_tier_rules(RenderSettings(resolution="1080p", fps=60), FREE)
     assert refused.value.code == "resolution_not_in_plan"
     assert "1920x1080" in refused.value.message and "720p" in refused.value.message
+
+
+def test_unset_output_fields_default_to_what_the_plan_renders():
+    assert plan_defaults({}, FREE) == {"resolution": "720p"}
+    assert plan_defaults({}, PRO) == {} and plan_defaults({}, ENTERPRISE) == {}
+    # What the user set is theirs: too much is refused later, never silently lowered.
+    assert plan_defaults({"resolution": "1080p"}, FREE) == {}
+    settings = RenderSettings(**plan_defaults({"theme": "neon"}, FREE), theme="neon")
+    assert plan_problems(settings, FREE) == []

@@ -6,10 +6,13 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import redis
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from notefall.common.errors import InputError
@@ -20,7 +23,7 @@ from notefall.server.kit.models import utcnow
 from notefall.server.kit.settings import Settings
 from notefall.server.kit.text import file_size
 from notefall.server.migrations import alembic_config
-from notefall.server.stack import settings_or_input_error
+from notefall.server.stack import REDIS_URL_FILE, settings_or_input_error
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -92,7 +95,7 @@ def _print_summary(summary: UserSummary) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    settings = settings_or_input_error()
+    settings = with_stack_redis(settings_or_input_error())
     action = args.admin_command
     # Checked before the password prompt and the database, so a typo costs nothing.
     tier = parse_tier(args.tier) if getattr(args, "tier", None) else None
@@ -126,3 +129,135 @@ def run(args: argparse.Namespace) -> None:
             ]
         for row in rows:
             print("\t".join(row))
+    elif action == "reconcile":
+        _reconcile(settings)
+    elif action == "set-admin":
+        with _admin(settings) as admin:
+            changed = admin.set_admin(args.email, not args.revoke)
+        who = args.email.strip().lower()
+        if args.revoke:
+            print(f"{who} is {'no longer' if changed else 'not'} an operator")
+        else:
+            print(f"{who} is {'now' if changed else 'already'} an operator")
+    elif action == "dead-letters":
+        _dead_letters(settings, args)
+
+
+def with_stack_redis(settings: Settings) -> Settings:
+    """NOTEFALL_REDIS_URL, else the Redis of a `notefall stack` running on the same data folder
+    (it leaves its URL in DATA_DIR/redis/url while it runs)."""
+    if settings.redis_url:
+        return settings
+    url_file = settings.data_dir / REDIS_URL_FILE
+    try:
+        url = url_file.read_text(encoding="utf-8").strip()
+    except OSError:
+        return settings
+    return settings.model_copy(update={"redis_url": url or None})
+
+
+def _reconcile(settings: Settings) -> None:
+    """The reconciler once, now; the same run beat makes (its lock keeps them apart)."""
+    from notefall.server.renders.reconcile import reconcile
+
+    if not settings.redis_url:
+        raise InputError(
+            "The reconciler repairs the job queue: set NOTEFALL_REDIS_URL to its Redis (or "
+            "NOTEFALL_DATA_DIR to the folder of a running `notefall stack`)",
+            code="invalid_settings",
+        )
+    database = Database(settings.database_url)
+    try:
+        ensure_migrated(database, settings.database_url)
+    finally:
+        database.dispose()
+    try:
+        report = reconcile(settings)
+    except redis.RedisError as exc:
+        raise InputError(
+            f"Redis at NOTEFALL_REDIS_URL does not answer ({exc}); nothing was re-published",
+            code="redis_unavailable",
+        ) from None
+    if report.skipped == "locked":
+        print("Another reconciler run is in progress (beat's); try again in a minute")
+        return
+    sections = [
+        ("stale (worker gone), re-published", report.stale),
+        ("lost from Redis, re-published", report.lost),
+        ("missing next step, added", report.next_steps),
+    ]
+    for title, labels in sections:
+        for label in labels:
+            print(f"{title}: {label}")
+    if report.dead_letters_relisted:
+        print(f"dead letters listed again in Redis: {report.dead_letters_relisted}")
+    if report.publish_failures:
+        print(f"not published (Redis refused; the next run retries): {report.publish_failures}")
+    if report.skipped:
+        print(f"partly skipped: {report.skipped}")
+    total = len(report.republished)
+    print(f"Re-published {total} step{'s' if total != 1 else ''}" if total else "Nothing to repair")
+
+
+@contextmanager
+def _dead_letter_service(settings: Settings) -> Iterator[Any]:
+    import redis
+    from notefall.server.renders.deadletters import DeadLetterService
+    from notefall.server.storage.factory import storage_from_settings
+
+    database = Database(settings.database_url)
+    client = (
+        redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+        if settings.redis_url
+        else None
+    )
+    try:
+        ensure_migrated(database, settings.database_url)
+        storage = storage_from_settings(settings, clock=utcnow)
+        with transaction_scope(database) as session:
+            yield DeadLetterService(session, settings, client, storage, utcnow())
+    finally:
+        if client is not None:
+            client.close()
+        database.dispose()
+
+
+def _render_id(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text.strip())
+    except ValueError:
+        raise InputError(
+            f"'{text}' is not a render id; `notefall admin dead-letters list` shows them",
+            code="invalid_input",
+        ) from None
+
+
+def _dead_letters(settings: Settings, args: argparse.Namespace) -> None:
+    """List, requeue or discard renders of the dead-letter queue (docs/renders.md)."""
+    from notefall.server.kit.errors import ProblemError
+
+    action = args.dead_letters_command
+    try:
+        if action == "list":
+            with _dead_letter_service(settings) as service:
+                letters = service.list()
+            for letter in letters:
+                died = letter.died_at.isoformat(timespec="seconds") if letter.died_at else "-"
+                row = [str(letter.render_id), died, letter.queue, f"attempt {letter.attempt}"]
+                print("\t".join([*row, letter.step or "-", letter.reason]))
+            if not letters:
+                print("The dead-letter queue is empty", file=sys.stderr)
+        elif action == "requeue":
+            render_id = _render_id(args.render_id)
+            with _dead_letter_service(settings) as service:
+                render = service.requeue(render_id)
+                attempt = render.attempt
+            print(f"Render {render_id} queued again as attempt {attempt}")
+        elif action == "discard":
+            render_id = _render_id(args.render_id)
+            with _dead_letter_service(settings) as service:
+                service.discard(render_id)
+            print(f"Render {render_id} discarded: it stays dead, its work files are deleted")
+    except ProblemError as error:
+        # The API's refusals (not found, not a dead letter) as the CLI's one-line errors.
+        raise InputError(error.detail, code=error.code) from None

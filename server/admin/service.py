@@ -112,6 +112,15 @@ class AdminService:
         self.session.flush()
         return True
 
+    def set_admin(self, email: str, admin: bool) -> bool:
+        """Grant (or revoke) the operator right (``/api/v1/admin/...``); False when unchanged."""
+        user = self.user(email)
+        if user.is_admin == admin:
+            return False
+        user.is_admin = admin
+        self.session.flush()
+        return True
+
     def disable_two_factor(self, email: str) -> None:
         """For a user who lost both the authenticator and the recovery codes: turn two-factor
         off, end every session (whoever holds one may be the reason) and tell the owner."""

@@ -24,6 +24,12 @@ TASK_MODULES: list[str] = [
     "notefall.server.jobs.tasks",
     "notefall.server.retention.tasks",
     "notefall.server.profile.tasks",
+    # The render farm's steps (also registers the render queues).
+    "notefall.server.renders.tasks",
+    # Worker presence and consumption (Celery signals; /readyz and /metrics read them).
+    "notefall.server.renders.presence",
+    # Beat's reconciler: re-publishes render steps Redis lost.
+    "notefall.server.renders.reconcile",
 ]
 
 VISIBILITY_TIMEOUT_SECONDS = 2 * 60 * 60
@@ -43,9 +49,12 @@ celery_app.conf.update(
     task_acks_late=True,
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,
-    # Running acks_late tasks are cancelled when Redis drops: they come back after the
-    # visibility timeout rather than being acknowledged on a connection that is gone.
-    worker_cancel_long_running_tasks_on_connection_loss=True,
+    # Running tasks go on when Redis drops. Cancelling them (True) kills the whole worker
+    # in Celery 5.4: the cancel writes a retry state to the result store, the same Redis
+    # that is gone, and that error is "unrecoverable" (tests/server/test_render_chaos.py).
+    # A task whose ack is lost with the connection comes back after the visibility
+    # timeout, a no-op for an idempotent task (render steps: their lease).
+    worker_cancel_long_running_tasks_on_connection_loss=False,
     broker_connection_retry_on_startup=True,
     broker_transport_options={
         "visibility_timeout": VISIBILITY_TIMEOUT_SECONDS,

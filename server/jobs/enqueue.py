@@ -27,6 +27,7 @@ def enqueue(
     priority: int | None = None,
     countdown: float | None = None,
     task_id: str | None = None,
+    ignore_result: bool = False,
 ) -> str:
     """Publish ``task`` (its registered name) to ``settings.redis_url``; returns the task id.
 
@@ -53,6 +54,10 @@ def enqueue(
                 countdown=countdown,
                 task_id=task_id,
                 connection=connection,
+                # True: the publisher does not subscribe to the task's result (Celery does so
+                # for every send_task outside a worker, on the result store's own connection,
+                # which then fails every publish after a Redis restart), nor is it stored.
+                ignore_result=ignore_result,
             )
     except (OperationalError, redis.RedisError, OSError) as exc:
         log.error("could not enqueue %s: %s", task, exc)

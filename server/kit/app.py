@@ -17,6 +17,11 @@ from notefall.server.oauth.router import router as oauth_router
 from notefall.server.profile.router import router as profile_router
 from notefall.server.projects.router import router as projects_router
 from notefall.server.projects.router import shared_router
+from notefall.server.renders.admin_router import router as render_admin_router
+from notefall.server.renders.metrics import router as metrics_router
+from notefall.server.renders.presence import consumption_stalled
+from notefall.server.renders.router import router as renders_router
+from notefall.server.renders.websocket import install as install_render_events
 from notefall.server.storage.errors import StorageUnreachableError
 from notefall.server.storage.factory import storage_from_settings
 from notefall.server.storage.router import router as files_router
@@ -42,6 +47,11 @@ class DatabaseUnreachableError(ServiceUnavailableError):
 class RedisUnreachableError(ServiceUnavailableError):
     code = "redis_unreachable"
     title = "Redis unreachable"
+
+
+class NoWorkerConsumingError(ServiceUnavailableError):
+    code = "no_worker_consuming"
+    title = "No worker is consuming"
 
 
 def _redis_answers(client: redis.Redis) -> bool:
@@ -97,6 +107,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(projects_router, prefix=API_PREFIX)
     app.include_router(shared_router, prefix=API_PREFIX)
     app.include_router(usage_router, prefix=API_PREFIX)
+    app.include_router(renders_router, prefix=API_PREFIX)
+    install_render_events(app, API_PREFIX)
+    app.include_router(render_admin_router, prefix=API_PREFIX)
+    app.include_router(metrics_router)
     app.include_router(files_router)
     app.include_router(oauth_router)
     install_pages(app, API_PREFIX)
@@ -110,7 +124,10 @@ def create_app(settings: Settings) -> FastAPI:
         tags=["operations"],
         summary="The server can serve requests (its database, Redis and storage answer)",
         responses=problem_responses(
-            DatabaseUnreachableError, RedisUnreachableError, StorageUnreachableError
+            DatabaseUnreachableError,
+            RedisUnreachableError,
+            StorageUnreachableError,
+            NoWorkerConsumingError,
         ),
     )
     def readyz(request: Request) -> dict[str, str]:
@@ -127,6 +144,19 @@ def create_app(settings: Settings) -> FastAPI:
                 "File storage does not answer; check NOTEFALL_STORAGE_URL (and for S3 the "
                 "bucket, NOTEFALL_S3_ENDPOINT_URL and the AWS credentials)."
             )
+        if limiter is not None:
+            # Workers alive is not enough: one must be consuming (docs/renders.md#readiness).
+            with request.app.state.database.sessions() as session:
+                try:
+                    stalled = consumption_stalled(
+                        session, limiter.client, settings, request.app.state.clock()
+                    )
+                except redis.RedisError:
+                    raise RedisUnreachableError(
+                        "Redis does not answer; check NOTEFALL_REDIS_URL."
+                    ) from None
+            if stalled is not None:
+                raise NoWorkerConsumingError(stalled)
         return {"status": "ready"}
 
     return app

@@ -30,6 +30,13 @@ _AFTER_COMMIT = "notefall_after_commit"
 
 log = logging.getLogger("notefall.server")
 
+# FastAPI runs sync endpoints on a pool of 40 threads, each request holding one session:
+# 10 kept connections plus 30 on demand let every thread have one at a peak (SQLAlchemy's
+# default of 5 + 10 left 100 concurrent submits waiting 30 s and failing). A request that
+# still finds none within 10 s is answered 503 `database_busy` (kit/errors.py).
+POOL_SIZING = {"pool_size": 10, "max_overflow": 30, "pool_timeout": 10}
+
+
 def normalize_database_url(url: str) -> str:
     """Use psycopg 3 for PostgreSQL URLs written the usual way (postgres:// or postgresql://)."""
     parsed = make_url(url)
@@ -43,11 +50,15 @@ def create_database_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         # A bounded connect: /readyz must answer even when the database host is silent.
-        return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
+        return create_engine(
+            url, pool_pre_ping=True, connect_args={"connect_timeout": 5}, **POOL_SIZING
+        )
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     # FastAPI runs sync endpoints in a thread pool, so a connection may change threads.
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    engine = create_engine(
+        url, connect_args={"check_same_thread": False, "timeout": 30}, **POOL_SIZING
+    )
     event.listen(engine, "connect", _sqlite_connect)
     event.listen(engine, "begin", _sqlite_begin)
     return engine
@@ -64,7 +75,11 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN")
+    # IMMEDIATE: take the single writer's lock when the transaction starts, waiting up to
+    # the connect timeout for it. A deferred BEGIN reads from a snapshot, and its first write
+    # fails at once ("database is locked", no waiting) if anyone committed since the read —
+    # which the workers' heartbeats do every few seconds while a render runs.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class Database:

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from sqlalchemy.exc import DataError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -48,6 +49,8 @@ class ProblemError(Exception):
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
+        # Extra members of this answer's body (e.g. ``upgrade_url`` on a plan limit).
+        self.members: dict[str, Any] = {}
 
 
 class NotFoundError(ProblemError):
@@ -60,6 +63,11 @@ class ServiceUnavailableError(ProblemError):
     status = HTTPStatus.SERVICE_UNAVAILABLE
     code = "service_unavailable"
     title = "Service unavailable"
+
+
+class DatabaseBusyError(ServiceUnavailableError):
+    code = "database_busy"
+    title = "Database busy"
 
 
 class InvalidRequestError(ProblemError):
@@ -182,7 +190,13 @@ def _answer(
 async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ProblemError)
     response = _answer(
-        request, exc.status, exc.code, exc.title, exc.detail, oauth_error=exc.oauth_error
+        request,
+        exc.status,
+        exc.code,
+        exc.title,
+        exc.detail,
+        oauth_error=exc.oauth_error,
+        **getattr(exc, "members", {}),
     )
     response.headers.update(exc.headers)
     return response
@@ -319,6 +333,21 @@ async def _on_data_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _on_pool_timeout(request: Request, exc: Exception) -> JSONResponse:
+    # Every database connection stayed busy for the pool's timeout: a load peak, not a bug.
+    # 503 with Retry-After lets clients back off instead of reporting an internal error.
+    log.warning("no database connection became free in time: %s", exc)
+    response = _answer(
+        request,
+        DatabaseBusyError.status,
+        DatabaseBusyError.code,
+        DatabaseBusyError.title,
+        "The server is busier than it can answer right now; try again in a few seconds.",
+    )
+    response.headers["Retry-After"] = "5"
+    return response
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error", exc_info=exc)
     return _answer(
@@ -338,4 +367,5 @@ def install_error_handlers(app: FastAPI) -> None:
     # SQLite's driver refuses an integer beyond 64 bits with a bare OverflowError where
     # PostgreSQL raises DataError: the same client mistake, the same answer.
     app.add_exception_handler(OverflowError, _on_data_error)
+    app.add_exception_handler(PoolTimeoutError, _on_pool_timeout)
     app.add_exception_handler(Exception, _on_unexpected)

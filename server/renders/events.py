@@ -39,13 +39,15 @@ def publish(
     eta_seconds: float | None = None,
     message: str = "",
     error_code: str | None = None,
+    fields: dict[str, str] | None = None,
 ) -> str | None:
     """Append an event; returns its stream id, or None when Redis did not take it.
 
     Progress is a courtesy: a Redis hiccup must never fail the render that reports it
     (the database row still holds the state, and the WebSocket's snapshot reads it).
+    ``fields`` adds flat string fields (``log`` events name the ``worker`` and ``step``).
     """
-    fields: dict[Any, Any] = {
+    event: dict[Any, Any] = {
         "type": type,
         "status": status,
         "stage": stage or "",
@@ -55,10 +57,12 @@ def publish(
         "error_code": error_code or "",
         "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
     }
+    for name, value in (fields or {}).items():
+        event.setdefault(name, value)
     stream = keys.events(render_id)
     try:
         pipe = client.pipeline(transaction=False)
-        pipe.xadd(stream, fields, maxlen=STREAM_MAXLEN, approximate=True)
+        pipe.xadd(stream, event, maxlen=STREAM_MAXLEN, approximate=True)
         pipe.expire(stream, STREAM_TTL_SECONDS)
         event_id, _ = pipe.execute()
     except redis.RedisError:

@@ -27,6 +27,17 @@ def cancel_flag(render_id: uuid.UUID | str) -> str:
     return f"{PREFIX}:{render_id}:cancel"
 
 
+def progress_throttle(render_id: uuid.UUID | str) -> str:
+    """Held for a moment by the step that just published the render's progress, so all
+    its steps together send a few events a second (renders/progress.py)."""
+    return f"{PREFIX}:{render_id}:progress-throttle"
+
+
+def progress_percent(render_id: uuid.UUID | str) -> str:
+    """The percent of the render's latest progress event: events only move forward."""
+    return f"{PREFIX}:{render_id}:progress-percent"
+
+
 def deliveries(task_id: str) -> str:
     """INCR per delivery of one message (Redis keeps no delivery count of its own)."""
     return f"{PREFIX}:deliveries:{task_id}"

@@ -99,6 +99,8 @@ class Render(Timestamped, Base):
     # The latest heartbeat of any of its running steps.
     heartbeat_at: Mapped[datetime | None] = mapped_column()
     cancel_requested_at: Mapped[datetime | None] = mapped_column()
+    # An operator took a dead render off the dead-letter list for good.
+    discarded_at: Mapped[datetime | None] = mapped_column()
     # The video is deleted after this (the plan's retention), the row is kept.
     expires_at: Mapped[datetime | None] = mapped_column()
 

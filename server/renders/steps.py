@@ -142,6 +142,7 @@ def publish_after_commit(
                 priority=priority,
                 countdown=countdown,
                 task_id=task_id,
+                ignore_result=True,  # the step's row is its result
             )
         except QueueUnavailableError:
             log.warning("step %s not published (the reconciler will): queue unavailable", task_id)
@@ -153,8 +154,43 @@ def publish_now(settings: Settings, render: Render, step: RenderStep) -> str:
     """Publish a step's message at once (the reconciler, which commits first); raises
     QueueUnavailableError when Redis does not take it."""
     task_id = task_id_for(step)
-    enqueue(settings, STEP_TASK, args=ref_of(step).as_args(), queue=render.queue, task_id=task_id)
+    enqueue(
+        settings,
+        STEP_TASK,
+        args=ref_of(step).as_args(),
+        queue=render.queue,
+        task_id=task_id,
+        ignore_result=True,  # the step's row is its result
+    )
     return task_id
+
+
+# Lock order ----------------------------------------------------------------------------------
+
+
+def lock_render(session: Session, render_id: uuid.UUID) -> None:
+    """Take the render row's lock as a transaction's first statement.
+
+    Lock order: the owner's user row (when the transaction needs it: charging storage),
+    then the render row, then its steps — the order of the API's cancel (``fail_render``
+    after locking the owner). A worker transaction that updated a step first and the
+    render second (``heartbeat`` alone does) could deadlock with it on PostgreSQL.
+
+    PostgreSQL: ``SELECT ... FOR UPDATE``, not a dummy UPDATE: a row this transaction has
+    already updated makes PostgreSQL re-check the owner foreign key on the next UPDATE of
+    it, which waits for a cancel that holds the owner's row — a deadlock. SQLite: a write,
+    so the transaction takes the database's write lock up front (waiting for it) instead of
+    reading first and failing to upgrade when another writer committed in between.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(
+            update(Render)
+            .where(Render.id == render_id)
+            .values(attempt=Render.attempt, updated_at=Render.updated_at)
+            .execution_options(synchronize_session=False)
+        )
+    else:
+        session.execute(select(Render.id).where(Render.id == render_id).with_for_update())
 
 
 # Leases ---------------------------------------------------------------------------------------

@@ -38,12 +38,16 @@ class UsageService:
                 "Delete projects or files you no longer need, or upgrade your plan."
             )
 
-    def charge(self, owner: User, key: str, n_bytes: int, kind: str) -> None:
-        """Count the file at ``key`` against ``owner`` (once the room is checked)."""
+    def charge(
+        self, owner: User, key: str, n_bytes: int, kind: str, *, allow_over_quota: bool = False
+    ) -> None:
+        """Count the file at ``key`` against ``owner`` (once the room is checked; with
+        ``allow_over_quota`` it is counted even past the quota, for work already done)."""
         self._lock(owner)  # before reading the ledger, so what is read stays true
         existing = self.session.get(ChargedFile, key)
         already = existing.bytes if existing is not None and existing.owner_id == owner.id else 0
-        self.ensure_room(owner, n_bytes - already)
+        if not allow_over_quota:
+            self.ensure_room(owner, n_bytes - already)
         if existing is None:
             self.session.add(ChargedFile(key=key, owner_id=owner.id, bytes=n_bytes, kind=kind))
         else:
@@ -61,11 +65,20 @@ class UsageService:
             self.session.execute(delete(ChargedFile).where(ChargedFile.key.in_(keys)))
 
 
-def charge_file(session: Session, owner: User, key: str, n_bytes: int, kind: str) -> None:
+def charge_file(
+    session: Session,
+    owner: User,
+    key: str,
+    n_bytes: int,
+    kind: str,
+    *,
+    allow_over_quota: bool = False,
+) -> None:
     """For other domains: charge ``owner`` for a file stored under ``key``, or raise
     ``StorageQuotaExceededError`` (409 ``storage_quota_exceeded``) when it does not fit.
-    Call it before (or right after) ``storage.put``, inside the request's transaction."""
-    UsageService(session).charge(owner, key, n_bytes, kind)
+    Call it before (or right after) ``storage.put``, inside the request's transaction.
+    ``allow_over_quota`` counts it anyway (a finished render: the work is done)."""
+    UsageService(session).charge(owner, key, n_bytes, kind, allow_over_quota=allow_over_quota)
 
 
 def release_file(session: Session, *keys: str) -> None:

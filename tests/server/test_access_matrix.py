@@ -37,6 +37,7 @@ COVERED_PARAMETERS = {
     "collaborator_id": "test_projects.py",
     "session_id": "this file",
     "export_id": "this file",
+    "render_id": "test_render_api.py (every route of another user's render is 404)",
     # Not owned by anyone: the secret itself is the permission.
     "token": "test_sharing.py (revoked, expired and forged links are 404)",
 }

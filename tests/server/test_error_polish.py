@@ -17,6 +17,8 @@ from fastapi.routing import APIRoute, _IncludedRouter
 from notefall.common.errors import LimitExceeded, MidiError
 from notefall.common.midi import reader, smf
 from notefall.common.pipeline import require_notes
+from notefall.server.kit import db
+from notefall.server.kit.app import create_app
 from notefall.server.kit.errors import PROBLEM_JSON, oauth_error_name
 from notefall.server.kit.ratelimit import RateLimitedError, RateLimiter, WindowLimit
 from notefall.server.kit.settings import Settings
@@ -270,3 +272,22 @@ def test_a_body_that_cannot_be_parsed_is_a_documented_bad_request(client: TestCl
     )
     assert "Content-Type" in body["detail"]
     assert "`bad_request`" in GUIDE
+
+
+def test_a_request_that_finds_no_free_database_connection_is_told_to_retry(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+):
+    # One connection, waited for half a second: held by "another request" below.
+    monkeypatch.setattr(db, "POOL_SIZING", {"pool_size": 1, "max_overflow": 0, "pool_timeout": 0.5})
+    with TestClient(create_app(settings)) as client:
+        ada = signed_in_headers(client, settings, "ada@example.com")
+        held = client.app.state.database.engine.connect()  # type: ignore[attr-defined]
+        try:
+            response = client.get("/api/v1/projects", headers=ada)
+        finally:
+            held.close()
+        assert response.status_code == 503, response.text
+        assert response.json()["code"] == "database_busy"
+        assert response.headers["Retry-After"] == "5"
+        # Once a connection is free again, requests are answered as usual.
+        assert client.get("/api/v1/projects", headers=ada).status_code == 200

@@ -272,6 +272,7 @@ _OWNER_REQUESTS: dict[tuple[str, str], dict] = {
     ("PUT", f"{_ITEM}/audio"): {"files": {"file": ("take.wav", b"", "audio/wav")}},
     ("DELETE", f"{_ITEM}/audio"): {},
     ("GET", f"{_ITEM}/thumbnail"): {"follow_redirects": False},
+    ("GET", f"{_ITEM}/renders"): {},
     ("POST", f"{_ITEM}/duplicate"): {"json": {}},
     ("GET", f"{_ITEM}/settings/export"): {},
     ("POST", f"{_ITEM}/settings/import"): {"json": {"notefall_preset": 1, "settings": {}}},
@@ -288,7 +289,12 @@ _OWNER_REQUESTS: dict[tuple[str, str], dict] = {
 }
 _COLLECTION_ROUTES = {("GET", PROJECTS), ("POST", PROJECTS)}
 # What each role may do beyond the owner's project being visible to it.
-_VIEWER_MAY = {("GET", _ITEM), ("GET", f"{_ITEM}/thumbnail"), ("GET", f"{_ITEM}/settings/export")}
+_VIEWER_MAY = {
+    ("GET", _ITEM),
+    ("GET", f"{_ITEM}/thumbnail"),
+    ("GET", f"{_ITEM}/renders"),
+    ("GET", f"{_ITEM}/settings/export"),
+}
 _EDITOR_MAY = _VIEWER_MAY | {
     ("PATCH", _ITEM),
     ("PUT", f"{_ITEM}/midi"),

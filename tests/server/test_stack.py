@@ -99,6 +99,31 @@ def test_the_stack_runs_every_part_and_stops_them_all(tmp_path: Path):
         settings = load_settings(data_dir=data_dir, redis_url=redis_url)
         task_id = enqueue(settings, "notefall.ping", ["from the stack"])
         assert task_result(redis_url, task_id) == "from the stack"
+        # Operators' commands with the same data folder find this Redis.
+        assert (data_dir / "redis" / "url").read_text().strip() == redis_url
+        assert f"Redis at {redis_url}" in line
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NOTEFALL_")}
+        reconcile = subprocess.run(
+            [sys.executable, "-m", "notefall.cli", "admin", "reconcile"],
+            env={**env, "NOTEFALL_DATA_DIR": str(data_dir)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert reconcile.returncode == 0, reconcile.stderr
+
+        # A worker killed with its pool (the OOM killer, say) is started again; the API and
+        # the rest keep running meanwhile.
+        [worker] = [
+            c
+            for c, line in zip(children, commands, strict=True)
+            if " worker " in line and c.ppid() == stack.pid  # not its pool's children
+        ]
+        os.killpg(worker.pid, signal.SIGKILL)
+        assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
+        task_id = enqueue(settings, "notefall.ping", ["after the crash"])
+        assert task_result(redis_url, task_id, timeout=60) == "after the crash"
+        children = _descendants(stack.pid)
 
         stack.send_signal(signal.SIGTERM)
         assert stack.wait(timeout=60) == 0
@@ -110,6 +135,7 @@ def test_the_stack_runs_every_part_and_stops_them_all(tmp_path: Path):
             time.sleep(0.1)
         with pytest.raises(httpx.TransportError):
             httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+        assert not (data_dir / "redis" / "url").exists()
     finally:
         if stack.poll() is None:
             stack.kill()

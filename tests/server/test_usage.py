@@ -55,6 +55,10 @@ def test_usage_reports_the_tier_and_its_limits(client: TestClient, ada: dict):
     assert body["limits"]["max_audio_bytes"] == FREE.max_audio_bytes
     assert body["limits"]["renders_per_month"] == FREE.renders_per_month
     assert body["limits"]["title"] == "Free"
+    # What a client needs to mark settings the plan does not include, before it submits.
+    assert (body["limits"]["max_fps"], body["limits"]["formats"]) == (30, ["mp4", "webm"])
+    assert body["limits"]["max_video_minutes"] == 10
+    assert body["limits"]["transparent_video"] is False
     assert_problem(client.get("/api/v1/usage"), 401, "invalid_access_token")
 
 

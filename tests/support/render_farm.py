@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 from notefall.server.kit.settings import Settings
 
@@ -114,3 +115,83 @@ def running_workers(
             with suppress(subprocess.TimeoutExpired):
                 worker.process.wait(30)
             worker.kill_group()
+
+
+# Driving renders through the HTTP API (helpers for every render test) ------------------------
+
+API = "/api/v1"
+# Small and quick: what a test render should ask for unless it tests something else.
+FAST_SETTINGS: dict[str, object] = {"resolution": "256x144", "fps": 24, "preset": "draft"}
+
+
+def tiny_midi(seconds: float = 2.0, *, pitch: int = 60) -> bytes:
+    """A MIDI file of a few notes lasting about ``seconds`` (at 120 bpm: 2 beats a second)."""
+    from tests.support.midi_factory import make_midi
+
+    beats = max(1, round(seconds * 2))
+    notes = [(beat, 0.9, pitch + (beat % 5), 90, 0) for beat in range(beats)]
+    return make_midi(notes=notes, title="Tiny song")
+
+
+def project_with_midi(
+    client: Any,
+    headers: dict[str, str],
+    midi_bytes: bytes | None = None,
+    name: str = "Render test",
+    settings: dict[str, object] | None = None,
+) -> str:
+    """A new project of the user in ``headers`` with a MIDI file uploaded; its id."""
+    body: dict[str, object] = {"name": name}
+    if settings is not None:
+        body["settings"] = settings
+    created = client.post(f"{API}/projects", json=body, headers=headers)
+    assert created.status_code == 201, created.text
+    project_id: str = created.json()["id"]
+    files = {"file": ("song.mid", midi_bytes or tiny_midi(), "audio/midi")}
+    uploaded = client.put(f"{API}/projects/{project_id}/midi", files=files, headers=headers)
+    assert uploaded.status_code == 200, uploaded.text
+    return project_id
+
+
+def submit_render(
+    client: Any,
+    headers: dict[str, str],
+    project_id: str,
+    settings: dict[str, object] | None = None,
+    key: str | None = None,
+) -> dict[str, Any]:
+    """POST /api/v1/renders (``FAST_SETTINGS`` unless ``settings`` is given); the render,
+    asserting it was accepted (202) or answered with an existing render (200)."""
+    request_headers = dict(headers)
+    if key is not None:
+        request_headers["Idempotency-Key"] = key
+    body = {"project_id": project_id, "settings": FAST_SETTINGS if settings is None else settings}
+    response = client.post(f"{API}/renders", json=body, headers=request_headers)
+    assert response.status_code in (200, 202), response.text
+    render: dict[str, Any] = response.json()
+    return render
+
+
+def wait_for_status(
+    client: Any,
+    headers: dict[str, str],
+    render_id: str,
+    statuses: str | Sequence[str],
+    timeout: float = 60,
+) -> dict[str, Any]:
+    """Poll GET /api/v1/renders/{id} until its status is one of ``statuses``; the render.
+    Fails with the last state seen when ``timeout`` seconds pass first."""
+    wanted = {statuses} if isinstance(statuses, str) else set(statuses)
+    deadline = time.monotonic() + timeout
+    while True:
+        response = client.get(f"{API}/renders/{render_id}", headers=headers)
+        assert response.status_code == 200, response.text
+        render: dict[str, Any] = response.json()
+        if render["status"] in wanted:
+            return render
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"render {render_id} is {render['status']} ({render['stage']}, "
+                f"{render['percent']}%) after {timeout} s, not {sorted(wanted)}: {render}"
+            )
+        time.sleep(0.1)
