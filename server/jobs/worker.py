@@ -63,6 +63,7 @@ def run_beat(settings: Settings) -> None:
 
     if RECONCILE_TASK in BEAT_SCHEDULE:
         BEAT_SCHEDULE[RECONCILE_TASK]["schedule"] = settings.reconcile_every_seconds
+        BEAT_SCHEDULE[RECONCILE_TASK]["options"]["expires"] = settings.reconcile_every_seconds
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     celery_app.start(
         ["beat", "--loglevel=INFO", f"--schedule={settings.data_dir / 'celerybeat-schedule'}"]

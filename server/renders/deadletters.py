@@ -16,6 +16,7 @@ touched after the commit.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import uuid
@@ -38,7 +39,6 @@ from .models import Render
 from .states import RenderStatus, StepName
 
 log = logging.getLogger("notefall.server.renders.deadletters")
-
 
 
 class NotDeadLetterError(ProblemError):
@@ -179,6 +179,8 @@ class DeadLetterService:
         render.error_code = None
         render.error_message = None
         render.finished_at = None
+        # The new attempt's time and ETA start now, not when the first one did.
+        render.started_at = None
         render.heartbeat_at = None
         render.frame_count = None
         render.segment_count = None
@@ -190,6 +192,11 @@ class DeadLetterService:
         def tidy() -> None:
             if client is not None:
                 _unlist(client, render_id)
+                # Progress events only move forward: the new attempt starts again from 0.
+                with contextlib.suppress(redis.RedisError):
+                    client.delete(
+                        keys.progress_percent(render_id), keys.progress_throttle(render_id)
+                    )
                 events.publish(
                     client,
                     render_id,

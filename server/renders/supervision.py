@@ -50,6 +50,8 @@ class Supervisor:
         self._started_at: datetime | None = None
         self._percent = 0.0
         self._published = -1.0
+        # When the database last took a heartbeat (the claim counts as one).
+        self._last_heartbeat = time.monotonic()
 
     def __enter__(self) -> Supervisor:
         self._thread.start()
@@ -132,10 +134,14 @@ class Supervisor:
                     .execution_options(synchronize_session=False)
                 )
         except SQLAlchemyError as error:
-            # The database may be back by the next beat; if not, the step goes stale and
-            # the reconciler hands it to another worker, whose lease this one then loses.
+            # The database may be back by the next beat. If it is not back before half the
+            # stale limit, another worker may soon take the step over (the reconciler sees
+            # no heartbeat), and this holder could not learn it: stop now rather than run
+            # the same step twice at once.
+            silent = time.monotonic() - self._last_heartbeat
             log.warning("heartbeat of %s:%s failed: %s", self.lease.name, self.lease.index, error)
-            return True
+            return silent < self.rt.settings.render_stale_seconds / 2
+        self._last_heartbeat = time.monotonic()
         self._publish_progress()
         return True
 

@@ -44,8 +44,8 @@ from notefall.common.song import Song
 from notefall.common.tier_rules import apply_tier_rules
 from notefall.common.tiers import limits_for
 from notefall.common.timeline import build_timeline
-from notefall.common.video.ffmpeg import probe, run_ffmpeg
-from notefall.common.video.process import EncodeProgress
+from notefall.common.video.ffmpeg import probe
+from notefall.common.video.process import EncodeProgress, FFmpegJob
 from notefall.common.video.segments import join_segments, segment_frame_ranges
 from notefall.server.accounts.models import User
 from notefall.server.kit.db import after_commit, transaction_scope
@@ -386,8 +386,8 @@ def _status_of(rt: Runtime, render_id: uuid.UUID) -> RenderStatus | None:
 
 
 def _clean_up_if_ended(rt: Runtime, render_id: uuid.UUID, attempt: int) -> None:
-    """Delete what a render that ended without a video (or an attempt that was replaced)
-    left in storage. Every step that stops for that reason calls it after its own last
+    """Delete what a render that ended (or an attempt that was replaced) left in storage
+    beyond its video and thumbnail. Every step that stops for that reason calls it after its own last
     write, so whichever stops last leaves storage clean.
 
     Cancelled and failed renders lose everything, their input copies included (they cannot
@@ -404,6 +404,14 @@ def _clean_up_if_ended(rt: Runtime, render_id: uuid.UUID, attempt: int) -> None:
             return
         if status is None or status in (RenderStatus.CANCELLED, RenderStatus.FAILED):
             _delete_folder(rt, keys.render_folder(render_id))
+        elif status is RenderStatus.SUCCEEDED:
+            # A late copy of a step (its holder was presumed lost) may write after finalize
+            # cleaned up: keep only the video and the thumbnail.
+            assert render is not None
+            keep = {render.output_key, render.thumbnail_key}
+            for key in list(storage.keys(keys.render_folder(render_id).rstrip("/"))):
+                if key not in keep:
+                    storage.delete(key)
         elif status is RenderStatus.DEAD:
             keep = {keys.input_midi(render_id), keys.input_audio(render_id)}
             for key in list(storage.keys(keys.render_folder(render_id).rstrip("/"))):
@@ -663,11 +671,13 @@ def thumbnail(run: StepRun) -> None:
     run.watch.fraction = 0.4
     still = run.workdir / "thumbnail.jpg"
     # A third of the way in: past any lead-in, with notes on screen.
-    run_ffmpeg(
+    # FFmpegJob rather than a plain run: a cancel kills it like any other FFmpeg of a step.
+    FFmpegJob(
         ["-ss", f"{duration / 3:.3f}", "-i", str(video), "-frames:v", "1",
-         "-vf", f"scale='min({THUMBNAIL_WIDTH},iw)':-2", "-q:v", "3", "-y", str(still)],
-        timeout=120,
-    )  # fmt: skip
+         "-vf", f"scale='min({THUMBNAIL_WIDTH},iw)':-2", "-q:v", "3"],
+        still,
+        cancel=run.cancel,
+    ).wait()  # fmt: skip
     key = keys.thumbnail(run.render.id)
     run.cancel.raise_if_cancelled()
     _upload(run.rt, still, key)
