@@ -132,6 +132,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--basic-auth", metavar="USER:PASSWORD", help="ask for this user and password"
     )
     _add_admin_parser(sub)
+    billing = sub.add_parser(
+        "billing",
+        help="Stripe catalog tasks",
+        description="Billing tasks against the Stripe account of NOTEFALL_STRIPE_SECRET_KEY "
+        "(see docs/billing.md).",
+    )
+    billing_tasks = billing.add_subparsers(
+        dest="billing_command", required=True, parser_class=_Parser
+    )
+    billing_tasks.add_parser(
+        "sync-catalog",
+        help="create or update the products and prices of the paid plans",
+        description="Create or update (idempotently) the Stripe products and monthly prices "
+        "of the paid tiers, then print the NOTEFALL_STRIPE_PRICE_* settings.",
+    )
     return parser
 
 
@@ -376,6 +391,11 @@ def cmd_admin(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_billing(args: argparse.Namespace) -> int:
+    _server_module("billing", "notefall.server.billing.commands").run(args)
+    return EXIT_OK
+
+
 COMMANDS = {
     "render": cmd_render,
     "still": cmd_still,
@@ -386,6 +406,7 @@ COMMANDS = {
     "beat": cmd_beat,
     "admin": cmd_admin,
     "flower": cmd_flower,
+    "billing": cmd_billing,
 }
 
 

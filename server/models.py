@@ -9,6 +9,7 @@ from notefall.server.accounts.models import (
     User,
 )
 from notefall.server.activity.models import ActivityEvent
+from notefall.server.billing.models import BillingCustomer, Invoice, Subscription, WebhookEvent
 from notefall.server.kit.models import Base
 from notefall.server.oauth.models import AuthorizationCode
 from notefall.server.profile.models import DataExport, UserProfile
@@ -22,10 +23,12 @@ __all__ = [
     "AuthSession",
     "AuthorizationCode",
     "Base",
+    "BillingCustomer",
     "BrowserSession",
     "ChargedFile",
     "Collaborator",
     "DataExport",
+    "Invoice",
     "Project",
     "ProjectTag",
     "RecoveryCode",
@@ -34,7 +37,9 @@ __all__ = [
     "RenderStep",
     "ShareLink",
     "SingleUseToken",
+    "Subscription",
     "TwoFactor",
     "User",
     "UserProfile",
+    "WebhookEvent",
 ]

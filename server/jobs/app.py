@@ -24,6 +24,7 @@ TASK_MODULES: list[str] = [
     "notefall.server.jobs.tasks",
     "notefall.server.retention.tasks",
     "notefall.server.profile.tasks",
+    "notefall.server.billing.tasks",
     # The render farm's steps (also registers the render queues).
     "notefall.server.renders.tasks",
     # Worker presence and consumption (Celery signals; /readyz and /metrics read them).

@@ -69,6 +69,14 @@ class Settings(BaseSettings):
     reconcile_every_seconds: float = Field(30.0, gt=0)
     # /readyz fails when no worker has finished a task for this long.
     worker_stale_seconds: float = Field(180.0, gt=0)
+    # Billing (docs/billing.md). Unset secret key: the billing routes answer 503
+    # billing_not_configured. The API base is Stripe's own unless tests point it elsewhere.
+    stripe_secret_key: SecretStr | None = None
+    stripe_webhook_secret: SecretStr | None = None
+    stripe_api_base: str | None = None
+    # The monthly prices `notefall billing sync-catalog` prints, one per paid tier.
+    stripe_price_pro: str | None = None
+    stripe_price_enterprise: str | None = None
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
     environment: Environment = Environment.DEVELOPMENT
 

@@ -28,6 +28,8 @@ PUBLIC = {
     ("POST", f"{API}/auth/verify-email-change"),
     ("GET", f"{API}/auth/csrf"),
     ("GET", f"{API}/shared/{{token}}"),
+    # Stripe's webhook: its signature (NOTEFALL_STRIPE_WEBHOOK_SECRET) is the permission.
+    ("POST", f"{API}/billing/webhook"),
 }
 
 # Path parameters and the test that proves another user's value is refused.
@@ -37,6 +39,7 @@ COVERED_PARAMETERS = {
     "collaborator_id": "test_projects.py",
     "session_id": "this file",
     "export_id": "this file",
+    "payment_method_id": "test_billing_flows.py (another user's card is 404 on both routes)",
     "render_id": "test_render_api.py (every route of another user's render is 404)",
     # Not owned by anyone: the secret itself is the permission.
     "token": "test_sharing.py (revoked, expired and forged links are 404)",

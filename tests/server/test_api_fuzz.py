@@ -9,6 +9,7 @@ session the rest of the run needs (sign-out has its own tests).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,11 +18,14 @@ from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from notefall.common.examples import EXAMPLE_MIDI
+from notefall.common.tiers import Tier
+from notefall.server.billing import catalog
 from notefall.server.kit.app import create_app
-from notefall.server.kit.settings import Settings
 from schemathesis import GenerationMode
 
-from .conftest import TestClient, signed_in_headers
+from tests.support.stripe_fixture import running_stripe_server
+
+from .conftest import TestClient, make_settings, signed_in_headers
 
 pytestmark = pytest.mark.xdist_group("fuzz")
 
@@ -31,18 +35,38 @@ EXAMPLES = 25
 
 
 @pytest.fixture
-def fuzzed(settings: Settings) -> Iterator[tuple[Any, dict[str, str]]]:
-    app = create_app(settings)
-    with TestClient(app) as client:
-        headers = signed_in_headers(client, settings, "fuzz@example.com")
-        project = client.post("/api/v1/projects", json={"name": "Fuzz"}, headers=headers).json()
-        with EXAMPLE_MIDI.open("rb") as song:
-            client.put(
-                f"/api/v1/projects/{project['id']}/midi",
-                files={"file": ("song.mid", song, "audio/midi")},
-                headers=headers,
-            ).raise_for_status()
-        yield app, headers
+def fuzzed(
+    tmp_path: Path, migrated_url: str, redis_url: str
+) -> Iterator[tuple[Any, dict[str, str]]]:
+    # Billing configured against the local Stripe-compatible server, so its routes are
+    # fuzzed for real instead of all answering 503 billing_not_configured.
+    with running_stripe_server() as stripe_server:
+        stripe_settings: dict[str, Any] = {
+            "stripe_secret_key": stripe_server.api_key,
+            "stripe_webhook_secret": stripe_server.webhook_secret,
+            "stripe_api_base": stripe_server.url,
+        }
+        common = {"redis_url": redis_url, "rate_limit_scale": 1000.0, **stripe_settings}
+        base = make_settings(tmp_path / "data", migrated_url, **common)
+        prices = {line.tier: line.price_id for line in catalog.sync_catalog(base)}
+        settings = make_settings(
+            tmp_path / "data",
+            migrated_url,
+            stripe_price_pro=prices[Tier.PRO],
+            stripe_price_enterprise=prices[Tier.ENTERPRISE],
+            **common,
+        )
+        app = create_app(settings)
+        with TestClient(app) as client:
+            headers = signed_in_headers(client, settings, "fuzz@example.com")
+            project = client.post("/api/v1/projects", json={"name": "Fuzz"}, headers=headers).json()
+            with EXAMPLE_MIDI.open("rb") as song:
+                client.put(
+                    f"/api/v1/projects/{project['id']}/midi",
+                    files={"file": ("song.mid", song, "audio/midi")},
+                    headers=headers,
+                ).raise_for_status()
+            yield app, headers
 
 
 def test_no_operation_answers_with_a_server_error(fuzzed: tuple[Any, dict[str, str]]):

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from notefall.server.accounts import errors as account_errors
+from notefall.server.billing import errors as billing_errors
 from notefall.server.jobs import errors as job_errors
 from notefall.server.kit import ratelimit as rate_limit_errors
 from notefall.server.kit.app import (
@@ -51,6 +52,7 @@ def test_every_error_code_is_documented():
             render_errors,
             render_admin_errors,
             dead_letter_errors,
+            billing_errors,
         )
         for error in vars(module).values()
         if isinstance(error, type) and issubclass(error, ProblemError) and error is not ProblemError
