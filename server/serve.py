@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import signal
 from types import FrameType
 
@@ -11,6 +13,22 @@ from notefall.server.kit.app import create_app
 from notefall.server.kit.settings import Environment
 from notefall.server.migrations import upgrade_to_head
 from notefall.server.stack import embedded_redis, settings_or_input_error
+
+
+class RedactTokens(logging.Filter):
+    """Browsers cannot set headers on a WebSocket, so its access token may come in the
+    query string (``?access_token=``); it must not reach the access log with the path."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _TOKEN_IN_QUERY.sub(r"\1[redacted]", a) if isinstance(a, str) else a
+                for a in record.args
+            )
+        return True
+
+
+_TOKEN_IN_QUERY = re.compile(r"((?:^|[?&])access_token=)[^&\s]*")
 
 
 def _stop(_signum: int, _frame: FrameType | None) -> None:
@@ -42,6 +60,9 @@ def serve(host: str, port: int, *, migrate: bool = True) -> None:
             # Idempotent; a laptop stack then needs no separate step. Several replicas starting
             # at once against PostgreSQL should migrate once beforehand and pass --no-migrate.
             upgrade_to_head(settings.database_url)
+        # HTTP requests go to uvicorn.access, WebSocket handshakes to uvicorn.error.
+        for name in ("uvicorn.access", "uvicorn.error"):
+            logging.getLogger(name).addFilter(RedactTokens())
         uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
     finally:
         if redis:

@@ -234,8 +234,10 @@ def run_stack(data_dir: Path, *, host: str, port: int, workers: int) -> int:
             return 1
         # Operators' commands (`notefall admin reconcile`, dead letters) run with the same
         # NOTEFALL_DATA_DIR find this Redis here; it is removed when the stack stops.
-        url_file.parent.mkdir(parents=True, exist_ok=True)
-        url_file.write_text(redis_url + "\n", encoding="utf-8")
+        if redis is not None:  # its own Redis only: a given URL may carry a password
+            url_file.parent.mkdir(parents=True, exist_ok=True)
+            url_file.touch(mode=0o600)
+            url_file.write_text(redis_url + "\n", encoding="utf-8")
         print(
             f"Notefall is running at {url}: sign up at {url}/signup (the API: {url}/docs); "
             f"{mail_destination(settings)} (data in {data_dir}; Redis at {redis_url}; "
@@ -254,7 +256,8 @@ def run_stack(data_dir: Path, *, host: str, port: int, workers: int) -> int:
         return 0
     finally:
         _stop([part.process for part in parts if part.process is not None])
-        url_file.unlink(missing_ok=True)
+        if redis is not None:
+            url_file.unlink(missing_ok=True)
         if redis:
             redis.stop()
         for sig, handler in previous.items():

@@ -12,6 +12,8 @@ from notefall.common import __version__
 from notefall.server.accounts.router import me_router
 from notefall.server.accounts.router import router as accounts_router
 from notefall.server.activity.router import router as activity_router
+from notefall.server.billing.router import router as billing_router
+from notefall.server.billing.router import webhook_router as billing_webhook_router
 from notefall.server.jobs import configure as configure_jobs
 from notefall.server.oauth.router import router as oauth_router
 from notefall.server.profile.router import router as profile_router
@@ -107,6 +109,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(projects_router, prefix=API_PREFIX)
     app.include_router(shared_router, prefix=API_PREFIX)
     app.include_router(usage_router, prefix=API_PREFIX)
+    app.include_router(billing_router, prefix=API_PREFIX)
+    app.include_router(billing_webhook_router, prefix=API_PREFIX)
     app.include_router(renders_router, prefix=API_PREFIX)
     install_render_events(app, API_PREFIX)
     app.include_router(render_admin_router, prefix=API_PREFIX)
@@ -146,7 +150,7 @@ def create_app(settings: Settings) -> FastAPI:
             )
         if limiter is not None:
             # Workers alive is not enough: one must be consuming (docs/renders.md#readiness).
-            with request.app.state.database.sessions() as session:
+            with request.app.state.database.read_sessions() as session:
                 try:
                     stalled = consumption_stalled(
                         session, limiter.client, settings, request.app.state.clock()

@@ -53,11 +53,16 @@ def create_database_engine(url: str) -> Engine:
         return create_engine(
             url, pool_pre_ping=True, connect_args={"connect_timeout": 5}, **POOL_SIZING
         )
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    database = parsed.database
+    in_memory = not database or database == ":memory:"
+    if database and not in_memory:
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
     # FastAPI runs sync endpoints in a thread pool, so a connection may change threads.
+    # (An in-memory database lives in one connection: SQLAlchemy gives it a pool of one.)
     engine = create_engine(
-        url, connect_args={"check_same_thread": False, "timeout": 30}, **POOL_SIZING
+        url,
+        connect_args={"check_same_thread": False, "timeout": 30},
+        **({} if in_memory else POOL_SIZING),
     )
     event.listen(engine, "connect", _sqlite_connect)
     event.listen(engine, "begin", _sqlite_begin)
@@ -74,25 +79,38 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# An execution option that marks reads (GET requests, the WebSocket's polling, /readyz and
+# /metrics): on SQLite they begin without taking the single writer's lock.
+READ_ONLY = "notefall_read_only"
+
+
 def _sqlite_begin(connection: Any) -> None:
-    # IMMEDIATE: take the single writer's lock when the transaction starts, waiting up to
-    # the connect timeout for it. A deferred BEGIN reads from a snapshot, and its first write
-    # fails at once ("database is locked", no waiting) if anyone committed since the read —
-    # which the workers' heartbeats do every few seconds while a render runs.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # IMMEDIATE for anything that may write: take the single writer's lock when the
+    # transaction starts, waiting up to the connect timeout for it. A deferred BEGIN reads
+    # from a snapshot, and its first write fails at once ("database is locked", no waiting)
+    # if anyone committed since the read — which the workers' heartbeats do every few
+    # seconds while a render runs. Reads keep the deferred BEGIN: WAL lets them run next to
+    # the writer, so a long request never holds up every page.
+    if connection.get_execution_options().get(READ_ONLY):
+        connection.exec_driver_sql("BEGIN")
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class Database:
-    """One engine and its session factory, owned by the app."""
+    """One engine and its session factories, owned by the app."""
 
     def __init__(self, url: str) -> None:
         self.engine = create_database_engine(url)
         # expire_on_commit=False: response schemas are built from rows after the commit.
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # For work that only reads (same pool; see READ_ONLY).
+        self.read_engine = self.engine.execution_options(**{READ_ONLY: True})
+        self.read_sessions = sessionmaker(self.read_engine, expire_on_commit=False)
 
     def is_reachable(self) -> bool:
         try:
-            with self.engine.connect() as connection:
+            with self.read_engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
         except SQLAlchemyError:
             return False
@@ -107,9 +125,13 @@ def after_commit(session: Session, action: Callable[[], object]) -> None:
     session.info.setdefault(_AFTER_COMMIT, []).append(action)
 
 
-def transaction(database: Database) -> Iterator[Session]:
-    """A session that commits once at the end (then runs after-commit actions) or rolls back."""
-    session = database.sessions()
+def transaction(database: Database, *, read_only: bool = False) -> Iterator[Session]:
+    """A session that commits once at the end (then runs after-commit actions) or rolls back.
+
+    ``read_only``: on SQLite the transaction does not take the writer's lock at its start; a
+    write in it may then fail with "database is locked" (503 ``database_busy``).
+    """
+    session = (database.read_sessions if read_only else database.sessions)()
     try:
         yield session
         session.commit()
@@ -138,6 +160,11 @@ def transaction(database: Database) -> Iterator[Session]:
 transaction_scope = contextmanager(transaction)
 
 
+# Requests that change nothing by HTTP's rules (a GET may still refresh a sign-in cookie's
+# expiry: such a write can then meet a busy SQLite and answer 503 database_busy).
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def request_session(request: Request) -> Iterator[Session]:
     """FastAPI dependency; use with ``Depends(request_session, scope="function")``."""
-    yield from transaction(request.app.state.database)
+    yield from transaction(request.app.state.database, read_only=request.method in SAFE_METHODS)

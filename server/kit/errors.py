@@ -17,7 +17,7 @@ from fastapi.params import Form
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -348,6 +348,14 @@ async def _on_pool_timeout(request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
+async def _on_operational_error(request: Request, exc: Exception) -> JSONResponse:
+    # SQLite's single writer stayed busy past its timeout, or a read transaction's write met
+    # a newer commit: like a full pool, a moment of load the client can retry.
+    if "database is locked" in str(exc):
+        return await _on_pool_timeout(request, exc)
+    return await _on_unexpected(request, exc)
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error", exc_info=exc)
     return _answer(
@@ -368,4 +376,5 @@ def install_error_handlers(app: FastAPI) -> None:
     # PostgreSQL raises DataError: the same client mistake, the same answer.
     app.add_exception_handler(OverflowError, _on_data_error)
     app.add_exception_handler(PoolTimeoutError, _on_pool_timeout)
+    app.add_exception_handler(OperationalError, _on_operational_error)
     app.add_exception_handler(Exception, _on_unexpected)

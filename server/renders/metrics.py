@@ -25,6 +25,7 @@ from typing import Any
 
 import redis
 from fastapi import APIRouter, Request, Response
+from notefall.server.billing.metrics import BillingCollector
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -94,10 +95,32 @@ def record_retry(client: redis.Redis) -> None:
         log.debug("render retry not counted: %s", error)
 
 
+RESOLUTION_CLASSES = (720, 1080, 1440, 2160)
+
+
+def resolution_class(resolution: str) -> str:
+    """``1080p`` for "1080p" or "1920x1080" (and "1080x1920"); smaller sizes are the
+    smallest class, sizes between two classes the larger one; unreadable text ``other``."""
+    text = resolution.strip().lower()
+    try:
+        if text.endswith("p"):
+            short = int(text[:-1])
+        else:
+            width, height = (int(part) for part in text.split("x"))
+            short = min(width, height)
+    except ValueError:
+        return "other"
+    for height in RESOLUTION_CLASSES:
+        if short <= height:
+            return f"{height}p"
+    return "other"
+
+
 def observe_render_seconds(client: redis.Redis, resolution: str, seconds: float) -> None:
     """Add a finished render's wall time (submit to finish, or first start to finish) to
-    the histogram of its resolution label (e.g. ``1080p`` or ``256x144``)."""
-    label = resolution.replace("|", "_")
+    the histogram of its resolution class: ``720p``, ``1080p``, ``1440p``, ``2160p`` or
+    ``other`` (any WxH is filed by its shorter side, so users cannot mint new series)."""
+    label = resolution_class(resolution)
     seconds = max(0.0, float(seconds))
     try:
         pipe = client.pipeline(transaction=True)
@@ -288,7 +311,7 @@ class FarmCollector:
         up = GaugeMetricFamily("notefall_database_up", "1 when the database answers, else 0")
         stale_before = now - timedelta(seconds=self.settings.render_stale_seconds)
         try:
-            with self.database.sessions() as session:
+            with self.database.read_sessions() as session:
                 by_status = dict(
                     session.execute(
                         select(Render.status, func.count()).group_by(Render.status)
@@ -363,4 +386,6 @@ def metrics(request: Request) -> Response:
             lambda: state.clock(),
         )
     )
+    # Billing's business counters (docs/billing.md), kept in the same Redis.
+    registry.register(BillingCollector(None if limiter is None else limiter.client))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

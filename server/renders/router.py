@@ -84,9 +84,14 @@ def render_service(request: Request, session: RequestSession) -> RenderService:
 Service = Annotated[RenderService, Depends(render_service)]
 
 
-def _out(request: Request, render: Render, service: RenderService) -> RenderOut:
+def _out(
+    request: Request, render: Render, service: RenderService, viewer: uuid.UUID | None = None
+) -> RenderOut:
+    """``viewer``: who asks, when it may be someone else than the owner (a project's history
+    shows its owner collaborators' renders, whose files and events only they may open)."""
     succeeded = render.status == RenderStatus.SUCCEEDED.value
-    kept = succeeded and (render.expires_at is None or render.expires_at > service.clock())
+    own = viewer is None or viewer == render.owner_id
+    kept = own and succeeded and (render.expires_at is None or render.expires_at > service.clock())
     output = None
     if succeeded:
         output = RenderOutput(
@@ -124,7 +129,7 @@ def _out(request: Request, render: Render, service: RenderService) -> RenderOut:
         output=output,
         segments=Segments(done=render.segments_done, total=render.segment_count),
         links=RenderLinks(
-            events=f"{API_PREFIX}/renders/{render.id}/events",
+            events=f"{API_PREFIX}/renders/{render.id}/events" if own else None,
             download=link("render_download") if kept and render.output_key else None,
             thumbnail=link("render_thumbnail") if kept and render.thumbnail_key else None,
         ),
@@ -137,11 +142,11 @@ def _page(
     page: tuple[list[Render], int],
     limit: int,
     offset: int,
+    viewer: uuid.UUID | None = None,
 ) -> RenderPage:
     renders, total = page
-    return RenderPage(
-        items=[_out(request, r, service) for r in renders], total=total, limit=limit, offset=offset
-    )
+    items = [_out(request, r, service, viewer) for r in renders]
+    return RenderPage(items=items, total=total, limit=limit, offset=offset)
 
 
 IdempotencyKey = Annotated[
@@ -236,7 +241,7 @@ def project_renders(
 ) -> RenderPage:
     where = RenderFilter(statuses=[RenderStatus(s) for s in statuses])
     page = service.project_history(current.user, project_id, where, limit, offset)
-    return _page(request, service, page, limit, offset)
+    return _page(request, service, page, limit, offset, viewer=current.user.id)
 
 
 @router.get("/renders/{render_id}", name="get_render", summary="One of your renders")

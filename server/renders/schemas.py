@@ -47,7 +47,8 @@ class Segments(BaseModel):
 
 
 class RenderLinks(BaseModel):
-    events: str = Field(description="WebSocket: a snapshot, then live progress events")
+    # All null on another user's render in a project's history: only its owner may open them.
+    events: str | None = Field(description="WebSocket: a snapshot, then live progress events")
     download: str | None = Field(description="redirects to the video; null until it exists")
     thumbnail: str | None = Field(description="redirects to a still; null until it exists")
 

@@ -524,7 +524,8 @@ class RenderService:
             CANCELLED_MESSAGE,
             now=now,
         )
-        assert ended is render  # locked above and not terminal
+        if ended is None:  # cannot happen: the row is locked above and not terminal
+            raise RenderFinishedError("This render has already ended; there is nothing to cancel.")
         render.cancel_requested_at = now
         self.session.flush()
         client, flag = self.redis, keys.cancel_flag(render.id)
@@ -572,11 +573,17 @@ class RenderService:
                 "(POST /api/v1/renders)."
             )
         expired = render.expires_at is not None and render.expires_at <= self.clock()
-        if key is None or expired or not self.storage.exists(key):
-            when = f" on {render.expires_at:%Y-%m-%d}" if render.expires_at else ""
+        if expired:
             raise RenderExpiredError(
-                f"The {what} of this render was deleted{when}, when your plan's retention "
-                "ended; submit the render again (POST /api/v1/renders) to make it anew."
+                f"The {what} of this render was deleted on {render.expires_at:%Y-%m-%d}, when "
+                "your plan's retention ended; submit the render again (POST /api/v1/renders) "
+                "to make it anew."
+            )
+        if key is None or not self.storage.exists(key):
+            # Not the plan's retention: the file is missing (a storage fault, an operator).
+            raise RenderExpiredError(
+                f"The {what} of this render is no longer stored; submit the render again "
+                "(POST /api/v1/renders) to make it anew, and tell us if this keeps happening."
             )
         return key
 

@@ -163,7 +163,7 @@ def _is_final(message: dict[str, Any]) -> bool:
 
 
 def _load(database: Database, render_id: uuid.UUID) -> Render | None:
-    with database.sessions() as session:
+    with database.read_sessions() as session:
         return session.get(Render, render_id)
 
 

@@ -1,11 +1,22 @@
 """One transaction per request: commit once at the end, or roll back; mail only after commit."""
 
+import contextlib
+import sqlite3
+import threading
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 from notefall.server.accounts.models import User
-from notefall.server.kit.db import Database, after_commit, normalize_database_url, transaction
+from notefall.server.kit.db import (
+    Database,
+    after_commit,
+    normalize_database_url,
+    transaction,
+    transaction_scope,
+)
 from notefall.server.kit.errors import ProblemError
+from notefall.server.kit.models import Base
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -127,4 +138,41 @@ def test_datetimes_come_back_aware_in_utc(migrated_url: str):
         user = session.scalars(select(User)).one()
         assert user.created_at.utcoffset() is not None
         assert user.created_at.utcoffset().total_seconds() == 0
+    database.dispose()
+
+
+def test_on_sqlite_a_writer_waits_for_the_lock_and_a_reader_does_not(tmp_path: Path):
+    # Workers commit heartbeats every few seconds: a request that read and then writes must
+    # wait its turn, not fail at once ("database is locked"), and a page that only reads
+    # must not wait behind a long writer at all.
+    url = f"sqlite:///{tmp_path / 'locks.db'}"
+    database = Database(url)
+    Base.metadata.create_all(database.engine)
+    with transaction_scope(database) as session:
+        session.add(User(email="ada@example.com", name="Ada", password_hash="x"))
+    with closing(sqlite3.connect(tmp_path / "locks.db", timeout=0, isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+        reads = transaction(database, read_only=True)
+        reader = next(reads)
+        assert reader.scalar(select(func.count()).select_from(User)) == 1  # no wait
+        reads.close()
+        writes = transaction(database)
+        started = threading.Event()
+
+        def write() -> None:
+            session = next(writes)
+            started.set()
+            session.add(User(email="bob@example.com", name="Bob", password_hash="x"))
+            with contextlib.suppress(StopIteration):
+                next(writes)  # commits
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        started.wait(5)
+        writer.join(0.5)
+        assert writer.is_alive()  # waiting for the lock, not failed
+        other.execute("COMMIT")
+        writer.join(10)
+    with transaction_scope(database, read_only=True) as session:
+        assert session.scalar(select(func.count()).select_from(User)) == 2
     database.dispose()

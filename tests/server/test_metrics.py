@@ -83,6 +83,7 @@ def test_counters_and_the_duration_histogram_add_up_across_processes(
     metrics.observe_render_seconds(first, "256x144", 4.0)
     metrics.observe_render_seconds(second, "256x144", 45.0)
     metrics.observe_render_seconds(first, "1080p", 700.0)
+    metrics.observe_render_seconds(second, "1080x1920", 10.0)  # vertical 1080p
     first.close()
     second.close()
     samples = scrape(client)
@@ -91,13 +92,14 @@ def test_counters_and_the_duration_histogram_add_up_across_processes(
     assert value(samples, "notefall_renders_total", outcome="failed") == 0
     assert value(samples, "notefall_render_retries_total") == 2
     bucket = "notefall_render_seconds_bucket"
-    assert value(samples, bucket, resolution="256x144", le="5.0") == 1
-    assert value(samples, bucket, resolution="256x144", le="30.0") == 1
-    assert value(samples, bucket, resolution="256x144", le="60.0") == 2
-    assert value(samples, bucket, resolution="256x144", le="+Inf") == 2
-    assert value(samples, "notefall_render_seconds_sum", resolution="256x144") == 49.0
-    assert value(samples, "notefall_render_seconds_count", resolution="1080p") == 1
-    assert value(samples, bucket, resolution="1080p", le="600.0") == 0
+    assert value(samples, bucket, resolution="720p", le="5.0") == 1
+    assert value(samples, bucket, resolution="720p", le="30.0") == 1
+    assert value(samples, bucket, resolution="720p", le="60.0") == 2
+    assert value(samples, bucket, resolution="720p", le="+Inf") == 2
+    assert value(samples, "notefall_render_seconds_sum", resolution="720p") == 49.0
+    # Sizes are filed by class: any WxH a user picks adds no new series.
+    assert value(samples, "notefall_render_seconds_count", resolution="1080p") == 2
+    assert value(samples, bucket, resolution="1080p", le="600.0") == 1
 
 
 def test_recording_with_redis_down_is_silent():
@@ -162,3 +164,11 @@ def test_metrics_answer_when_redis_is_down(tmp_path, migrated_url: str):
     # What the database knows is still reported.
     assert value(samples, "notefall_database_up") == 1
     assert value(samples, "notefall_renders_running") == 0
+
+
+def test_any_size_is_filed_under_a_few_resolution_classes():
+    classes = [metrics.resolution_class(r) for r in ("256x144", "720p", "1920x1080", "1080x1920")]
+    assert classes == ["720p", "720p", "1080p", "1080p"]
+    assert metrics.resolution_class("2560x1600") == "2160p"
+    assert metrics.resolution_class("4096x4096") == "other"
+    assert metrics.resolution_class("nonsense") == "other"

@@ -177,6 +177,10 @@ def test_a_projects_history_shows_its_owner_everyones_renders_and_an_editor_thei
     history = f"{PROJECTS}/{project_id}/renders"
     owner_view = client.get(history, headers=ada).json()
     assert [r["id"] for r in owner_view["items"]] == [bob_render["id"], ada_render["id"]]
+    # Bob's render is listed for Ada, but its events and files are Bob's alone.
+    links = {r["id"]: r["links"] for r in owner_view["items"]}
+    assert links[bob_render["id"]]["events"] is None
+    assert links[ada_render["id"]]["events"] == f"{RENDERS}/{ada_render['id']}/events"
     assert [r["id"] for r in client.get(history, headers=bob).json()["items"]] == [bob_render["id"]]
     assert client.get(history, headers=carol).json()["items"] == []
     assert_problem(client.get(history, headers=dave), 404, "not_found")

@@ -1,5 +1,6 @@
 """``notefall serve``: a real uvicorn process, and clear one-line refusals."""
 
+import logging
 import os
 import signal
 import socket
@@ -11,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 from notefall.cli.main import EXIT_INPUT, main
+from notefall.server.serve import RedactTokens
 
 
 def _free_port() -> int:
@@ -69,3 +71,14 @@ def test_serve_without_the_server_packages_says_what_to_install(
     monkeypatch.setitem(sys.modules, "notefall.server.serve", None)
     assert main(["serve"]) == EXIT_INPUT
     assert "pip install 'notefall[server]'" in capsys.readouterr().err
+
+
+def test_access_tokens_in_query_strings_never_reach_the_log():
+    record = logging.LogRecord(
+        "uvicorn.error", logging.INFO, __file__, 1, '%s - "WebSocket %s" [accepted]',
+        ("127.0.0.1:5000", "/api/v1/renders/x/events?last_event_id=1-0&access_token=eyJ.sec.ret"),
+        None,
+    )  # fmt: skip
+    assert RedactTokens().filter(record)
+    assert "eyJ" not in record.getMessage()
+    assert "last_event_id=1-0&access_token=[redacted]" in record.getMessage()
