@@ -42,6 +42,12 @@ def run_online() -> None:
     engine = create_database_engine(_url())
     try:
         with engine.connect() as connection:
+            if connection.dialect.name == "sqlite":
+                # Batch mode rebuilds a table (copy, drop, rename). With foreign keys on,
+                # dropping the old table runs its ON DELETE CASCADE and empties every child
+                # table (sessions, projects, tokens …). Off for this connection, before any
+                # transaction begins (SQLite ignores the pragma inside one).
+                connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
             _run(connection)
     finally:
         engine.dispose()

@@ -451,7 +451,9 @@ def test_redis_restarted_empty_the_reconciler_recovers_every_render_from_the_dat
     farm.worker("two")
     ids = submit_many(farm, 4)
     farm.wait(ids[:1], 30, done=lambda r: r.status == RenderStatus.RUNNING)
-    assert farm.renders(ids)[ids[-1]].status == RenderStatus.QUEUED  # still waiting
+    # Work is still waiting in Redis (how much depends on the machine's speed), and Redis
+    # loses all of it below: only the database knows what is left.
+    assert any(r.status != RenderStatus.SUCCEEDED for r in farm.renders(ids).values())
     restart(restartable_redis, empty=True)
     assert farm.redis.dbsize() == 0 or not broker.queued_task_ids(
         farm.redis, queues.RENDER_QUEUES.values()

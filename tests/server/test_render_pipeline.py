@@ -322,7 +322,7 @@ def test_a_render_runs_to_success_across_two_workers(
 
     # Counted for /metrics.
     assert inspect.redis.hget(metrics.OUTCOMES_KEY, "succeeded") == b"1"
-    assert inspect.redis.hget(metrics.RENDER_SECONDS_KEY, "256x144|count") == b"1"
+    assert inspect.redis.hget(metrics.RENDER_SECONDS_KEY, "720p|count") == b"1"
 
     # The owner hears about it (default preferences).
     mail = [m for m in outbox_messages(farm_settings) if "is ready" in str(m["Subject"])]

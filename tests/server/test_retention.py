@@ -190,7 +190,7 @@ def test_retention_runs_hourly_on_the_queues_beat_schedule():
     assert celery_app.conf.beat_schedule["notefall.retention.run"] == {
         "task": "notefall.retention.run",
         "schedule": 3600,
-        "options": {},
+        "options": {"expires": 3600},
     }
 
 

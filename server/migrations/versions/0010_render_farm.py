@@ -130,10 +130,10 @@ def upgrade() -> None:
             "ix_render_steps_status_heartbeat_at", ["status", "heartbeat_at"], unique=False
         )
 
-    with op.batch_alter_table("users", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("is_admin", sa.Boolean(), server_default=sa.false(), nullable=False)
-        )
+    # A plain ADD COLUMN (SQLite has one): batch mode would copy and drop `users`.
+    op.add_column(
+        "users", sa.Column("is_admin", sa.Boolean(), server_default=sa.false(), nullable=False)
+    )
 
 
 def downgrade() -> None:
