@@ -149,7 +149,7 @@ def _run(rt: Runtime, ref: steps.StepRef) -> str:
             run = StepRun(rt, lease, info, cancel, watch, Path(workdir), label, worker)
             IMPLEMENTATIONS[lease.name](run)
     except LeaseLost:
-        _log_event(rt, lease, worker, f"{label} stopped on {worker}: its render ended")
+        _log_event(rt, lease, worker, f"{label} stopped on {worker}: {_why_ended(rt, lease)}")
         _clean_up_if_ended(rt, lease.render_id, lease.attempt)
         return "lost"
     except Exception as error:
@@ -267,6 +267,13 @@ def complete_step(
 # Failures ------------------------------------------------------------------------------------
 
 
+def _why_ended(rt: Runtime, lease: steps.Lease) -> str:
+    status = _status_of(rt, lease.render_id)
+    if status is RenderStatus.CANCELLED:
+        return "its render was cancelled"
+    return "its render ended" if status is not RenderStatus.RUNNING else "its lease was lost"
+
+
 def _failed(
     rt: Runtime,
     lease: steps.Lease,
@@ -276,7 +283,9 @@ def _failed(
     cancel_reason: str | None,
 ) -> str:
     failure = classify(error)
-    if failure.kind is Kind.CANCELLED:
+    # Once the step was told to stop, whatever it raises is that stop: killing FFmpeg can
+    # surface as a broken pipe or "FFmpeg stopped" before the engine sees the cancel.
+    if failure.kind is Kind.CANCELLED or cancel_reason is not None:
         status = _status_of(rt, lease.render_id)
         if cancel_reason == "cancel flag" or status is RenderStatus.CANCELLED:
             why = "its render was cancelled"
@@ -316,7 +325,7 @@ def _failed(
         return released["yes"]
 
     if not _in_transaction(rt, release):
-        _log_event(rt, lease, worker, f"{label} stopped on {worker}: its render ended")
+        _log_event(rt, lease, worker, f"{label} stopped on {worker}: {_why_ended(rt, lease)}")
         _clean_up_if_ended(rt, lease.render_id, lease.attempt)
         return "lost"
     metrics.record_retry(rt.redis)
