@@ -27,7 +27,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import timedelta
@@ -407,7 +407,6 @@ def _clean_up_if_ended(rt: Runtime, render_id: uuid.UUID, attempt: int) -> None:
             render = session.get(Render, render_id)
             status = None if render is None else RenderStatus(render.status)
             current = None if render is None else render.attempt
-        storage = rt.storage
         if render is not None and current != attempt:
             _delete_folder(rt, keys.work_folder(render_id, attempt))
             return
@@ -417,24 +416,23 @@ def _clean_up_if_ended(rt: Runtime, render_id: uuid.UUID, attempt: int) -> None:
             # A late copy of a step (its holder was presumed lost) may write after finalize
             # cleaned up: keep only the video and the thumbnail.
             assert render is not None
-            keep = {render.output_key, render.thumbnail_key}
-            for key in list(storage.keys(keys.render_folder(render_id).rstrip("/"))):
-                if key not in keep:
-                    storage.delete(key)
+            _delete_folder(
+                rt, keys.render_folder(render_id), keep={render.output_key, render.thumbnail_key}
+            )
         elif status is RenderStatus.DEAD:
             keep = {keys.input_midi(render_id), keys.input_audio(render_id)}
-            for key in list(storage.keys(keys.render_folder(render_id).rstrip("/"))):
-                if key not in keep:
-                    storage.delete(key)
+            _delete_folder(rt, keys.render_folder(render_id), keep=keep)
     except Exception:
         # Files left behind cost storage, not correctness; the next step that stops (or
         # the reconciler's next message for this render) tries again.
         log.warning("clean-up of render %s failed", render_id, exc_info=True)
 
 
-def _delete_folder(rt: Runtime, folder: str) -> None:
+def _delete_folder(rt: Runtime, folder: str, keep: Collection[str | None] = ()) -> None:
+    """Delete every file under ``folder`` except those in ``keep``."""
     for key in list(rt.storage.keys(folder.rstrip("/"))):
-        rt.storage.delete(key)
+        if key not in keep:
+            rt.storage.delete(key)
 
 
 # Helpers for the steps -----------------------------------------------------------------------
