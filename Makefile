@@ -7,15 +7,16 @@ STAMP  := $(VENV)/.installed
 DEMO_MIDI := common/examples/prelude_in_c.mid
 DEMO_PORT ?= 8000
 
-.PHONY: demo test bench lint install clean
+.PHONY: demo test bench lint install clean browser
 
-$(STAMP): pyproject.toml requirements/base.txt requirements/dev.txt requirements/server.txt
+$(STAMP): pyproject.toml requirements/base.txt requirements/dev.txt requirements/server.txt requirements/desktop.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Notefall needs Python 3.11 or newer"'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# --no-deps: the lock is complete; it leaves out tinysoundfont's unused pyaudio.
 	$(PY) -m pip install --quiet --no-deps -r requirements/dev.txt
 	$(PY) -m pip install --quiet --no-deps -r requirements/server.txt
+	$(PY) -m pip install --quiet --no-deps -r requirements/desktop.txt
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
@@ -31,9 +32,20 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy common cli server
+	$(VENV)/bin/mypy common cli server desktop
 
-test: lint
+# The browser-page tests drive Debian's chromium (Playwright's own browser download is not
+# reachable from CI machines); installed once, as root, when it is missing.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null || \
+		{ apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }; \
+	else echo "The browser tests need Debian's chromium: sudo apt-get install chromium"; exit 1; fi
+
+browser: $(CHROMIUM)
+
+test: lint browser
 	$(VENV)/bin/pytest -n 2 --dist loadgroup -p tests.server.backends
 
 bench: $(STAMP)
