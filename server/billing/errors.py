@@ -55,6 +55,15 @@ class SamePlanError(ProblemError):
     title = "Already on this plan"
 
 
+class StalePreviewError(ProblemError):
+    """The confirmation names a preview too old (or from another period) to charge what it
+    said; the client shows a fresh preview."""
+
+    status = HTTPStatus.CONFLICT
+    code = "stale_preview"
+    title = "The price preview is out of date"
+
+
 class SubscriptionStateError(ProblemError):
     """The subscription is in a state that does not allow the change (e.g. resume after
     it ended, change plan while a payment is overdue)."""

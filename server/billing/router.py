@@ -25,6 +25,7 @@ from .errors import (
     PaymentProviderError,
     PaymentProviderUnavailableError,
     SamePlanError,
+    StalePreviewError,
     SubscriptionExistsError,
     SubscriptionStateError,
 )
@@ -104,12 +105,15 @@ def checkout(body: CheckoutRequest, current: Current, service: Service) -> Url:
         NoSubscriptionError,
         SamePlanError,
         SubscriptionStateError,
+        StalePreviewError,
         PaymentDeclinedError,
     ),
     summary="Preview (confirm=false) or make (confirm=true) a plan change",
 )
 def change_plan(body: ChangePlanRequest, current: Current, service: Service) -> PlanChangeOut:
-    return service.change_plan(current.user, body.tier, body.when, body.confirm)
+    return service.change_plan(
+        current.user, body.tier, body.when, body.confirm, proration_date=body.proration_date
+    )
 
 
 @router.post(

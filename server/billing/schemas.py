@@ -24,6 +24,12 @@ class ChangePlanRequest(BaseModel):
         "default: now for an upgrade, period_end for a downgrade",
     )
     confirm: bool = Field(False, description="false: only preview; true: make the change")
+    proration_date: int | None = Field(
+        None,
+        ge=0,
+        description="with confirm=true: the preview's proration_date (Unix seconds), so the "
+        "change charges exactly what the preview showed; at most an hour old",
+    )
 
 
 class Url(BaseModel):
@@ -75,6 +81,10 @@ class PlanChangeOut(BaseModel):
     amount_due_now: int = Field(description="cents charged when the change is confirmed")
     next_invoice_amount: int = Field(description="cents of the next regular invoice")
     next_invoice_at: datetime | None
+    proration_date: int = Field(
+        description="the moment the amounts are prorated at (Unix seconds); send it back "
+        "with confirm=true to be charged exactly this preview"
+    )
     detail: str
 
 

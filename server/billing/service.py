@@ -26,6 +26,7 @@ from .errors import (
     PaymentProviderError,
     PaymentProviderUnavailableError,
     SamePlanError,
+    StalePreviewError,
     SubscriptionExistsError,
     SubscriptionStateError,
 )
@@ -45,6 +46,9 @@ from .webhooks import RANK
 log = logging.getLogger("notefall.server.billing")
 
 Clock = Callable[[], datetime]
+
+# A confirmed plan change may name a preview this old; older ones are shown again.
+PREVIEW_LIFETIME_SECONDS = 3600
 GatewayFactory = Callable[[], StripeGateway]
 CountFn = Callable[[str], None]
 
@@ -127,6 +131,14 @@ class BillingService:
             payment_method=method,
             billing_url=billing_page(self.settings),
         )
+
+    def banner(self, user: User) -> Banner | None:
+        """The overview's banner alone, from our rows only: every browser page shows it, so
+        it must not wait for Stripe."""
+        current = self.billing.open_subscription_of(user.id) or next(
+            iter(self.billing.subscriptions_of(user.id)), None
+        )
+        return self._banner(current) if current is not None else None
 
     def _default_method(self, customer: BillingCustomer) -> PaymentMethodOut | None:
         # A summary only: the page still works when Stripe does not answer right now.
@@ -243,6 +255,7 @@ class BillingService:
         tier_name: str,
         when: Literal["now", "period_end"] | None,
         confirm: bool,
+        proration_date: int | None = None,
     ) -> PlanChangeOut:
         target = _paid_tier(tier_name)
         row = self._open_subscription(user)
@@ -270,8 +283,13 @@ class BillingService:
         proration = (
             "always_invoice" if upgrade else ("create_prorations" if when == "now" else "none")
         )
-        preview = self.gateway.preview_price_change(subscription, price, proration)
-        _start, period_end = subscription_period(subscription)
+        period_start, period_end = subscription_period(subscription)
+        prorate_at = self._proration_moment(proration_date, confirm, period_start, period_end)
+        preview = self.gateway.preview_price_change(subscription, price, proration, prorate_at)
+        # Stripe's own "now" when none was named (its clock is the one that prorates).
+        prorate_at = prorate_at or int(
+            preview.get("subscription_proration_date") or self.clock().timestamp()
+        )
         currency = str(preview.get("currency") or "usd")
         if proration == "always_invoice":
             # The preview is the invoice charged now; the next one is the new price.
@@ -299,7 +317,7 @@ class BillingService:
                 row.scheduled_from_tier = paid_for
                 row.scheduled_at = period_end or row.current_period_end
                 self.session.flush()
-            changed = self.gateway.change_price(subscription, price, proration)
+            changed = self.gateway.change_price(subscription, price, proration, prorate_at)
             if when == "period_end":
                 _s, changed_end = subscription_period(changed)
                 row.scheduled_at = changed_end or row.scheduled_at
@@ -317,8 +335,33 @@ class BillingService:
             amount_due_now=amount_now,
             next_invoice_amount=next_amount,
             next_invoice_at=period_end,
+            proration_date=prorate_at,
             detail=detail,
         )
+
+    def _proration_moment(
+        self,
+        proration_date: int | None,
+        confirm: bool,
+        period_start: datetime | None,
+        period_end: datetime | None,
+    ) -> int | None:
+        """When a confirmed change is prorated at: the preview's moment when the confirmation
+        names it, so the charge is exactly what the user saw; None lets Stripe take its now.
+        A preview over an hour old or from another period is refused rather than silently
+        re-priced. (Only the age is checked against our clock: Stripe's may run ahead, as a
+        test clock does.)"""
+        if proration_date is None or not confirm:
+            return None
+        too_old = proration_date < self.clock().timestamp() - PREVIEW_LIFETIME_SECONDS
+        outside = (period_start is not None and proration_date < period_start.timestamp()) or (
+            period_end is not None and proration_date >= period_end.timestamp()
+        )
+        if too_old or outside:
+            raise StalePreviewError(
+                "The price preview is out of date; look at the new preview and confirm again."
+            )
+        return proration_date
 
     def _undo_scheduled(
         self,
@@ -340,6 +383,7 @@ class BillingService:
             confirmed=confirm,
             currency="usd",
             amount_due_now=0,
+            proration_date=int(self.clock().timestamp()),
             next_invoice_amount=int(self.gateway.price(price).get("unit_amount") or 0),
             next_invoice_at=row.current_period_end,
             detail=f"Done: you stay on {title}; the scheduled change is undone."

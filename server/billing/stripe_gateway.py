@@ -221,32 +221,47 @@ class StripeGateway:
             return plain(self.client.v1.subscriptions.retrieve(subscription_id))
 
     def preview_price_change(
-        self, subscription: dict[str, Any], price_id: str, proration: str
+        self,
+        subscription: dict[str, Any],
+        price_id: str,
+        proration: str,
+        proration_date: int | None = None,
     ) -> dict[str, Any]:
         """Stripe's invoice preview of moving ``subscription`` to ``price_id`` with
-        ``proration`` (``always_invoice``: charged now; ``none``: from the next period)."""
+        ``proration`` (``always_invoice``: charged now; ``none``: from the next period),
+        prorated at ``proration_date`` (Unix seconds) when given."""
         item = subscription_item(subscription)
+        details: dict[str, Any] = {
+            "items": [{"id": item["id"], "price": price_id}],
+            "proration_behavior": proration,
+        }
+        if proration_date is not None and proration != "none":
+            details["proration_date"] = proration_date
         with _stripe_errors("preview the plan change"):
             preview = self.client.v1.invoices.create_preview(
                 params={
                     "customer": object_id(subscription.get("customer")) or "",
                     "subscription": subscription["id"],
-                    "subscription_details": {
-                        "items": [{"id": item["id"], "price": price_id}],
-                        "proration_behavior": proration,
-                    },
-                }
+                    "subscription_details": details,
+                }  # type: ignore[arg-type]
             )
         return plain(preview)
 
     def change_price(
-        self, subscription: dict[str, Any], price_id: str, proration: str
+        self,
+        subscription: dict[str, Any],
+        price_id: str,
+        proration: str,
+        proration_date: int | None = None,
     ) -> dict[str, Any]:
         item = subscription_item(subscription)
         params: dict[str, Any] = {
             "items": [{"id": item["id"], "price": price_id}],
             "proration_behavior": proration,
         }
+        if proration_date is not None and proration != "none":
+            # The moment the preview was prorated at: the charge equals what the user saw.
+            params["proration_date"] = proration_date
         if proration == "always_invoice":
             # An upgrade is paid now or not made: a declined card leaves the plan as it was.
             params["payment_behavior"] = "error_if_incomplete"

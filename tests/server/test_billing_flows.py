@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 import pytest
 import redis
 import uvicorn
@@ -83,6 +84,17 @@ class Stack:
 
     def counters(self) -> dict[str, float]:
         return metrics.read(redis.Redis.from_url(str(self.settings.redis_url))).counters
+
+    def scraped(self) -> dict[str, float]:
+        """The billing samples Prometheus scrapes from ``/metrics``, by sample name."""
+        response = self.http.get("/metrics")
+        assert response.status_code == 200, response.text
+        return {
+            sample.name: sample.value
+            for family in text_string_to_metric_families(response.text)
+            for sample in family.samples
+            if sample.name.startswith("notefall_billing_") and not sample.labels
+        }
 
     def rows(self, model: Any) -> list[Any]:
         database = Database(self.settings.database_url)
@@ -234,6 +246,12 @@ def test_checkout_makes_the_user_pro_when_the_webhook_lands_not_on_the_redirect(
     assert counters["checkouts_started"] == 2 - 1  # the refused one started nothing
     assert counters["checkouts_completed"] == 1 and counters["conversions"] == 1
     assert counters["payments_succeeded"] == 1 and counters["upgrades"] == 1
+    scraped = stack.scraped()
+    assert scraped["notefall_billing_checkouts_started_total"] == 1
+    assert scraped["notefall_billing_checkouts_completed_total"] == 1
+    assert scraped["notefall_billing_conversions_total"] == 1
+    assert scraped["notefall_billing_payment_success_ratio"] == 1.0
+    assert scraped["notefall_billing_webhook_lag_seconds_count"] >= 1
     activity = stack.http.get("/api/v1/me/activity", headers=ada).json()["items"]
     assert any(e["kind"] == "billing_changed" and e["detail"]["tier"] == "pro" for e in activity)
 
@@ -251,13 +269,28 @@ def test_pro_to_enterprise_now_with_a_proration_preview(stack: Stack):
     assert 500 < body["amount_due_now"] < 1500, body
     assert body["next_invoice_amount"] == 2999
     assert stack.billing(ada)["tier"] == "pro"  # a preview changes nothing
-    done = stack.post("/change-plan", ada, {"tier": "enterprise", "confirm": True})
+    # The user reads the preview for a while: prorated now, the charge would be smaller.
+    stack.control.advance(3 * 86400)
+    later = stack.post("/change-plan", ada, {"tier": "enterprise"}).json()
+    assert later["amount_due_now"] < body["amount_due_now"]
+    stale = stack.post(
+        "/change-plan",
+        ada,
+        {"tier": "enterprise", "confirm": True, "proration_date": int(time.time()) - 7200},
+    )
+    assert stale.status_code == 409 and stale.json()["code"] == "stale_preview"
+    done = stack.post(
+        "/change-plan",
+        ada,
+        {"tier": "enterprise", "confirm": True, "proration_date": body["proration_date"]},
+    )
     assert done.status_code == 200, done.text
     stack.settle()
     assert stack.billing(ada)["tier"] == "enterprise"
     invoices = stack.http.get("/api/v1/billing/invoices", headers=ada).json()["items"]
     assert len(invoices) == 2 and invoices[0]["status"] == "paid"
-    assert abs(invoices[0]["amount_paid"] - body["amount_due_now"]) <= 5
+    # Exactly what the first preview said, not what a confirmation three days later costs.
+    assert invoices[0]["amount_paid"] == body["amount_due_now"]
     assert stack.counters()["upgrades"] == 2
     same = stack.post("/change-plan", ada, {"tier": "enterprise"})
     assert same.status_code == 409 and same.json()["code"] == "same_plan"
@@ -310,6 +343,9 @@ def test_a_failed_payment_keeps_pro_as_past_due_mails_and_recovers(stack: Stack)
     assert body["tier"] == "pro" and body["subscription"]["status"] == "active"
     assert body["banner"] is None
     assert stack.counters()["payments_succeeded"] == 2
+    scraped = stack.scraped()
+    assert scraped["notefall_billing_payments_failed_total"] == 1
+    assert scraped["notefall_billing_payment_success_ratio"] == 2 / 3
 
 
 def test_payment_failures_until_stripe_gives_up_drop_to_free_and_keep_the_projects(stack: Stack):
