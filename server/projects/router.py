@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
-import unicodedata
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
@@ -55,7 +53,7 @@ from .schemas import (
     ShareLinkOut,
     SongSummary,
 )
-from .service import MAX_PRESET_BYTES, ProjectService
+from .service import MAX_PRESET_BYTES, ProjectService, file_slug
 from .sharing import SharingService
 
 router = APIRouter(
@@ -297,6 +295,32 @@ def project_thumbnail(
     return RedirectResponse(url, status_code=status.HTTP_307_TEMPORARY_REDIRECT)
 
 
+@router.get(
+    "/{project_id}/midi",
+    name="project_midi",
+    response_class=RedirectResponse,
+    status_code=status.HTTP_307_TEMPORARY_REDIRECT,
+    responses=problem_responses(NotFoundError),
+    summary="The project's MIDI file: a redirect to a signed link (15 minutes)",
+)
+def project_midi(project_id: uuid.UUID, current: Current, service: Service) -> RedirectResponse:
+    url = service.source_file_url(current.user, project_id, "midi")
+    return RedirectResponse(url, status_code=status.HTTP_307_TEMPORARY_REDIRECT)
+
+
+@router.get(
+    "/{project_id}/audio",
+    name="project_audio",
+    response_class=RedirectResponse,
+    status_code=status.HTTP_307_TEMPORARY_REDIRECT,
+    responses=problem_responses(NotFoundError),
+    summary="The project's recording: a redirect to a signed link (15 minutes)",
+)
+def project_audio(project_id: uuid.UUID, current: Current, service: Service) -> RedirectResponse:
+    url = service.source_file_url(current.user, project_id, "audio")
+    return RedirectResponse(url, status_code=status.HTTP_307_TEMPORARY_REDIRECT)
+
+
 @router.post(
     "/{project_id}/duplicate",
     status_code=status.HTTP_201_CREATED,
@@ -323,8 +347,7 @@ def export_settings(project_id: uuid.UUID, current: Current, service: Service) -
     project, preset = service.export_settings(current.user, project_id)
     # RFC 6266: an ASCII name for old clients (accents folded, "Émile" -> "emile") and the
     # project's own name, UTF-8 percent-encoded (RFC 5987), for every current browser.
-    folded = unicodedata.normalize("NFKD", project.name).encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^a-z0-9]+", "-", folded.lower()).strip("-")[:60] or "project"
+    slug = file_slug(project.name)
     suffix = ".notefall-preset.json"
     return Response(
         json.dumps(preset, indent=2, sort_keys=True) + "\n",

@@ -10,6 +10,7 @@ import io
 import re
 import subprocess
 import tempfile
+import unicodedata
 import uuid
 from datetime import timedelta
 from enum import StrEnum
@@ -47,6 +48,9 @@ THUMBNAIL_RESOLUTION = "640x360"
 # Into the music, past the lead-in, so the picture shows falling notes.
 THUMBNAIL_SECONDS_AFTER_LEAD_IN = 2.0
 THUMBNAIL_LINK_LIFETIME = timedelta(minutes=15)
+# The song's own files, for the desktop app opening a cloud project: long enough for a
+# slow download to start, short enough that a leaked link soon stops working.
+SOURCE_LINK_LIFETIME = timedelta(minutes=15)
 MAX_TAGS = 20
 PRESET_VERSION = 1
 # A preset is a few hundred bytes; anything near this is not one.
@@ -301,6 +305,22 @@ class ProjectService:
             raise NotFoundError("This project has no thumbnail yet; upload its MIDI file first.")
         return self.storage.signed_url(project.thumbnail_key, THUMBNAIL_LINK_LIFETIME)
 
+    def source_file_url(self, user: User, project_id: uuid.UUID, kind: str) -> str:
+        """A signed link to the project's MIDI file (``midi``) or recording (``audio``),
+        served as an attachment named after the project, for whoever may read it."""
+        project = self.access(user, project_id, Action.READ)
+        key = project.midi_key if kind == "midi" else project.audio_key
+        if key is None:
+            raise NotFoundError(
+                "This project has no MIDI file yet; upload one first."
+                if kind == "midi"
+                else "This project has no recording; renders synthesize the MIDI."
+            )
+        suffix = Path(key).suffix or (".mid" if kind == "midi" else "")
+        return self.storage.signed_url(
+            key, SOURCE_LINK_LIFETIME, download_name=file_slug(project.name) + suffix
+        )
+
     # Settings presets ----------------------------------------------------------------------
 
     def export_settings(self, user: User, project_id: uuid.UUID) -> tuple[Project, dict[str, Any]]:
@@ -434,6 +454,12 @@ def _thumbnail_png(stored_settings: dict[str, Any], song: Song) -> bytes:
     png = io.BytesIO()
     image.save(png, format="PNG", compress_level=6)
     return png.getvalue()
+
+
+def file_slug(name: str) -> str:
+    """An ASCII file name stem from a project name ("Émile's Song" -> "emile-s-song")."""
+    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", folded.lower()).strip("-")[:60] or "project"
 
 
 def _size(n_bytes: int) -> str:
