@@ -115,6 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
         "-Q", "--queues", metavar="Q1,Q2", help="queues to consume, in order (default: all)"
     )
 
+    desktop = sub.add_parser(
+        "desktop",
+        help="open the desktop studio",
+        description="Open the Notefall desktop app (needs the [desktop] extra).",
+    )
+    desktop.add_argument("midi", nargs="*", type=Path, help="MIDI files to start projects from")
+
     sub.add_parser(
         "beat",
         help="run the periodic-job scheduler",
@@ -373,6 +380,18 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_desktop(args: argparse.Namespace) -> int:
+    try:
+        from notefall.desktop.app import main as desktop_main
+    except ImportError as exc:  # PySide6 missing: say how to get it, not a traceback
+        raise InputError(
+            f"The desktop app needs the desktop extra ({exc.name} is missing): "
+            "pip install 'notefall[desktop]'",
+            code="desktop_missing",
+        ) from None
+    return desktop_main(["notefall-desktop", *(str(p) for p in args.midi)])
+
+
 def cmd_beat(_args: argparse.Namespace) -> int:
     _server_module("beat", "notefall.server.stack").beat()
     return EXIT_OK
@@ -404,6 +423,7 @@ COMMANDS = {
     "stack": cmd_stack,
     "worker": cmd_worker,
     "beat": cmd_beat,
+    "desktop": cmd_desktop,
     "admin": cmd_admin,
     "flower": cmd_flower,
     "billing": cmd_billing,

@@ -1,0 +1,5 @@
+"""``python -m notefall.desktop``."""
+
+from .app import main
+
+raise SystemExit(main())

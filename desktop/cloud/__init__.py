@@ -1,0 +1,1 @@
+"""The desktop app's cloud side: the API client, sign-in, account, cloud renders."""

@@ -1,0 +1,5 @@
+"""The live preview: frames from the render engine, the render's soundtrack, a transport."""
+
+from .pane import PreviewPane
+
+__all__ = ["PreviewPane"]
