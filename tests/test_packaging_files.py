@@ -36,7 +36,12 @@ def yaml_documents(path: Path) -> list[dict]:
 
 def test_every_yaml_file_parses():
     files = sorted([*PACKAGING.rglob("*.yml"), *PACKAGING.rglob("*.yaml")])
-    assert {f.name for f in files} >= {"alerts.yml", "prometheus.yml", "scaledobject.yaml"}
+    assert {f.name for f in files} >= {
+        "alerts.yml",
+        "prometheus.yml",
+        "worker-scaledobject.yaml",
+        "compose.yaml",
+    }
     for path in files:
         yaml_documents(path)
 
@@ -120,7 +125,8 @@ def test_redis_conf_keeps_queued_jobs():
 
 
 def test_keda_scales_on_every_render_queue_and_waits_for_a_segment_on_shutdown():
-    scaled, deployment = yaml_documents(PACKAGING / "keda" / "scaledobject.yaml")
+    (scaled,) = yaml_documents(PACKAGING / "k8s" / "worker-scaledobject.yaml")
+    deployment, _budget = yaml_documents(PACKAGING / "k8s" / "worker.yaml")
     assert scaled["kind"] == "ScaledObject" and scaled["apiVersion"].startswith("keda.sh/")
     triggers = scaled["spec"]["triggers"]
     assert all(t["type"] == "redis" for t in triggers)

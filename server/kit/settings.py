@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = None
     # Unset: boto3's own (AWS_DEFAULT_REGION, the profile's region).
     s3_region: str | None = None
+    # Unset: file links go straight to the storage (/files or the bucket). Set: they go to
+    # this CDN origin instead, which forwards them unchanged to the storage, where the
+    # signature is checked (docs/operations.md, "Video delivery through a CDN").
+    cdn_base_url: str | None = None
     # Unset: mail is written as .eml files to DATA_DIR/outbox. smtp:// (STARTTLS when
     # offered) or smtps:// (implicit TLS), optionally with user:password@.
     smtp_url: str | None = None
@@ -90,6 +94,10 @@ class Settings(BaseSettings):
         if not self.storage_url:
             object.__setattr__(self, "storage_url", (data_dir / "storage").as_uri())
         _check_storage_url(self.storage_url, self.s3_endpoint_url)
+        if self.cdn_base_url is not None:
+            object.__setattr__(
+                self, "cdn_base_url", _check_cdn_base_url(self.cdn_base_url, self.environment)
+            )
         object.__setattr__(self, "public_url", self.public_url.rstrip("/"))
         if self.environment is Environment.PRODUCTION:
             secret = self.secret_key.get_secret_value()
@@ -159,6 +167,36 @@ def _check_storage_url(url: str, s3_endpoint_url: str | None) -> None:
             "name is 3-63 lower-case letters, digits, dots and dashes); credentials come "
             "from the standard AWS variables, profile or role, never from this URL"
         )
+
+
+def _check_cdn_base_url(url: str, environment: Environment) -> str:
+    # Only an origin: links keep their own path (/files/<key> or the bucket's object path),
+    # which the CDN forwards as it is, so a path here would be one the origin never serves.
+    parsed = urlparse(url.rstrip("/"))
+    if (
+        parsed.scheme not in ("http", "https")
+        or not parsed.hostname
+        or parsed.path
+        or parsed.query
+        or parsed.fragment
+        or parsed.username
+        or not _has_valid_port(parsed.netloc)
+    ):
+        raise ValueError(
+            "NOTEFALL_CDN_BASE_URL must be the CDN's origin only, such as "
+            "https://videos.example.com (no path: links keep their own)"
+        )
+    if environment is Environment.PRODUCTION and parsed.scheme != "https":
+        raise ValueError("NOTEFALL_CDN_BASE_URL must use https in production")
+    return f"{parsed.scheme}://{parsed.netloc}"
+
+
+def _has_valid_port(netloc: str) -> bool:
+    try:
+        urlparse(f"//{netloc}").port  # noqa: B018 - parsing the port validates it
+    except ValueError:
+        return False
+    return True
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -33,13 +33,27 @@ _SIGNING_PURPOSE = "file-link"
 
 
 class LocalStorage(Storage):
-    """Files under ``root``; links point at ``GET {public_url}/files/{key}``."""
+    """Files under ``root``; links point at ``GET {public_url}/files/{key}``.
 
-    def __init__(self, root: Path, secret_key: str, public_url: str, clock: Clock) -> None:
+    ``edge_cached``: ``public_url`` is a CDN's origin (``NOTEFALL_CDN_BASE_URL``) that
+    forwards links unchanged and keys its cache on the whole URL, so ``/files`` may let
+    it keep a copy for as long as the link lives (docs/operations.md).
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        secret_key: str,
+        public_url: str,
+        clock: Clock,
+        *,
+        edge_cached: bool = False,
+    ) -> None:
         self.root = root
         self._secret = secret_key.encode()
         self._public_url = public_url.rstrip("/")
         self._clock = clock
+        self.edge_cached = edge_cached
 
     def path_of(self, key: str) -> Path:
         """Where ``key`` lives on disk (for the ``/files`` route, which serves it directly)."""
@@ -105,6 +119,10 @@ class LocalStorage(Storage):
         expected = self._signature(key, expires, download_name)
         genuine = hmac.compare_digest(signature.encode(), expected.encode())
         return genuine and self._clock().timestamp() < expires
+
+    def seconds_left(self, expires: int) -> int:
+        """Whole seconds until a link expiring at ``expires`` dies (0 once it has)."""
+        return max(0, int(expires - self._clock().timestamp()))
 
     def is_reachable(self) -> bool:
         try:

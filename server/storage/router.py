@@ -47,7 +47,13 @@ def download(
         raise InvalidFileLinkError("This file link is invalid or has expired; ask for a new one.")
     if not storage.exists(key):
         raise NotFoundError("This file no longer exists.")
+    # Browsers and proxies on the way must not keep it (the link is the credential) ...
     headers = {"Cache-Control": LINK_CACHE_CONTROL}
+    if storage.edge_cached:
+        # ... but the operator's CDN, whose cache key is the whole signed URL, may serve
+        # this very link again (a player's Range requests) until it expires, never longer.
+        # CDN-Cache-Control (RFC 9213) speaks to CDNs only and overrides Cache-Control there.
+        headers["CDN-Cache-Control"] = f"max-age={storage.seconds_left(expires)}"
     if name is not None:
         headers["Content-Disposition"] = content_disposition(name)
     # FileResponse streams the file and answers Range requests (video players seek).
