@@ -53,6 +53,9 @@ bench: $(STAMP)
 	$(PY) -m bench.server
 	@# After bench.server: the render farm's section follows the server section.
 	$(PY) -m bench.renders
+	@# After bench.renders, which rewrites everything after its own section.
+	$(PY) -m bench.desktop
+	$(PY) -m bench.pages
 
 clean:
 	rm -rf $(VENV) out build *.egg-info

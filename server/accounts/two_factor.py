@@ -160,6 +160,18 @@ class TwoFactorService:
             existing.secret_ciphertext = sealed
             existing.last_used_step = None
             existing.created_at = self.clock()
+        return self._setup_of(user, secret)
+
+    def pending_setup(self, user: User) -> TwoFactorSetup | None:
+        """The set-up started and not yet enabled, shown again (a page asking once more for
+        the first code must show the same QR code); None when none is pending."""
+        existing = self.accounts.two_factor_of(user.id)
+        if existing is None or existing.enabled_at is not None:
+            return None
+        return self._setup_of(user, self.box.open(existing.secret_ciphertext))
+
+    @staticmethod
+    def _setup_of(user: User, secret: str) -> TwoFactorSetup:
         totp = pyotp.TOTP(secret, digits=TOTP_DIGITS, interval=TOTP_STEP_SECONDS)
         uri = totp.provisioning_uri(name=user.email, issuer_name=ISSUER)
         svg = segno.make(uri, error="m").svg_inline(scale=4, border=4)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from fastapi import Request, Response
@@ -18,21 +19,54 @@ STATIC_DIR = HERE / "static"
 templates = Jinja2Templates(directory=HERE / "templates")
 
 # Pages hold CSRF tokens and personal data: never cached, never framed (the consent page
-# must not be clickjacked), no inline script or style needed.
+# must not be clickjacked), no inline script or style anywhere (so the policy allows none).
 PAGE_HEADERS = {
     "Cache-Control": "no-store",
-    "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'"
-    ),
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
 }
+# A year, the usual minimum for browsers' preload lists; sent only over HTTPS (RFC 6797 §7.2).
+HSTS = "max-age=31536000"
+
+
+def storage_origin(request: Request) -> str | None:
+    """The origin of signed file links when it is not this site's (S3, a CDN), else None.
+
+    Worked out once per app from a link to a made-up key: signing is local arithmetic, and
+    the host is the same for every key (the bucket's, the endpoint's or the CDN's)."""
+    state = request.app.state
+    if not hasattr(state, "storage_link_origin"):
+        link = urlsplit(state.storage.signed_url("csp/origin", timedelta(minutes=1)))
+        site = urlsplit(state.settings.public_url)
+        origin = f"{link.scheme}://{link.netloc}"
+        state.storage_link_origin = None if origin == f"{site.scheme}://{site.netloc}" else origin
+    return cast(str | None, state.storage_link_origin)
+
+
+def content_security_policy(request: Request) -> str:
+    # Thumbnails and videos may come from the storage's own host; WebSockets are same-origin
+    # ('self' covers ws:// and wss:// of this host in CSP 3).
+    files = " ".join(filter(None, ["'self'", storage_origin(request)]))
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self'; "
+        f"img-src {files} data:; media-src {files}; connect-src 'self'; "
+        "object-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+    )
+
+
+def page_headers(request: Request) -> dict[str, str]:
+    headers = {**PAGE_HEADERS, "Content-Security-Policy": content_security_policy(request)}
+    # request.url.scheme is https behind a TLS proxy only when uvicorn trusts it
+    # (--forwarded-allow-ips): the one proxy rule the app already follows.
+    if request.url.scheme == "https":
+        headers["Strict-Transport-Security"] = HSTS
+    return headers
 
 
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
     return templates.TemplateResponse(
-        request, template, context, status_code=status_code, headers=PAGE_HEADERS
+        request, template, context, status_code=status_code, headers=page_headers(request)
     )
 
 

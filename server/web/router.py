@@ -22,7 +22,10 @@ from notefall.server.kit.ratelimit import sign_in_attempt
 from notefall.server.kit.security import hash_token
 from pydantic import BaseModel
 
-from .account_pages import account_pages
+from .account_pages import FORM_EXPIRED, account_pages
+from .account_settings_pages import account_settings_pages
+from .billing_pages import billing_pages
+from .error_pages import install_error_pages
 from .errors import CsrfFailedError
 from .pages import (
     STATIC_DIR,
@@ -34,6 +37,8 @@ from .pages import (
     safe_next,
     signed_in,
 )
+from .project_pages import project_pages
+from .render_pages import render_pages
 from .session import (
     SIGNIN_CSRF_COOKIE,
     BrowserSessions,
@@ -171,30 +176,13 @@ def signout(request: Request, sign_in: SignIn, csrf_token: SubmittedCsrf) -> Res
     scratch = Response()
     try:
         current = signed_in(request, sign_in, scratch, csrf_token)
-    except CsrfFailedError as error:
-        return error_page(request, 403, "Sign-out refused", error.detail)
+    except CsrfFailedError:
+        return error_page(request, 403, "Sign-out refused", FORM_EXPIRED)
     if current is not None:
         sign_in.sign_out(current.session, device_of(request))
     response = RedirectResponse("/signin", status.HTTP_303_SEE_OTHER)
     clear_session_cookie(response)
     return response
-
-
-@pages.get("/")
-def home(request: Request, sign_in: SignIn) -> Response:
-    scratch = Response()
-    current = signed_in(request, sign_in, scratch, None)
-    if current is None:
-        return RedirectResponse("/signin", status.HTTP_303_SEE_OTHER)
-    page = render(
-        request,
-        "home.html",
-        user=current.user,
-        csrf_token=page_csrf_token(sign_in, current),
-        sessions=sign_in.sessions_of(current.user),
-        current_session_id=current.session.id,
-    )
-    return finish(page, scratch)
 
 
 def signin_redirect(path_and_query: str) -> RedirectResponse:
@@ -205,5 +193,10 @@ def install_pages(app: FastAPI, api_prefix: str) -> None:
     """The pages, their static files, and the CSRF endpoint under the API prefix."""
     app.include_router(pages)
     app.include_router(account_pages)
+    app.include_router(project_pages)
+    app.include_router(account_settings_pages)
+    app.include_router(render_pages)
+    app.include_router(billing_pages)
+    install_error_pages(app, api_prefix)
     app.include_router(api_router, prefix=api_prefix)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
