@@ -187,7 +187,9 @@ def bench_backend(
         ][-1]
         client.post("/api/v1/auth/verify-email", json={"token": token}).raise_for_status()
         form = {"grant_type": "password", "username": EMAIL, "password": PASSWORD}
-        sign_in = timed(lambda: client.post("/api/v1/auth/token", data=form), max(10, repeats // 10))
+        sign_in = timed(
+            lambda: client.post("/api/v1/auth/token", data=form), max(10, repeats // 10)
+        )
         access = client.post("/api/v1/auth/token", data=form).json()["access_token"]
         seed_projects(database_url, EMAIL, PROJECTS)
         auth = {"Authorization": f"Bearer {access}"}

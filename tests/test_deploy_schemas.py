@@ -60,11 +60,15 @@ def built_in_resources() -> list[tuple[str, dict]]:
             continue
         for document in yaml.safe_load_all(path.read_text(encoding="utf-8")):
             if document and not document["apiVersion"].startswith("keda.sh/"):
-                found.append((f"{path.name}:{document['kind']}/{document['metadata']['name']}", document))
+                found.append(
+                    (f"{path.name}:{document['kind']}/{document['metadata']['name']}", document)
+                )
     return found
 
 
-@pytest.mark.parametrize(("where", "resource"), built_in_resources(), ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize(
+    ("where", "resource"), built_in_resources(), ids=lambda v: v if isinstance(v, str) else ""
+)
 def test_every_manifest_follows_the_kubernetes_schema(where: str, resource: dict):
     try:
         kubernetes_validate.validate(resource, KUBERNETES_VERSION, strict=True)

@@ -4,7 +4,12 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FOLDERS = {"common": "notefall.common", "cli": "notefall.cli", "server": "notefall.server", "desktop": "notefall.desktop"}
+FOLDERS = {
+    "common": "notefall.common",
+    "cli": "notefall.cli",
+    "server": "notefall.server",
+    "desktop": "notefall.desktop",
+}
 
 
 def test_every_package_folder_is_listed_in_pyproject():

@@ -18,14 +18,18 @@ router = APIRouter(
 )
 
 
-@router.get("/activity", summary="Your account's activity: sign-ins, security changes, renders, billing")
+@router.get(
+    "/activity", summary="Your account's activity: sign-ins, security changes, renders, billing"
+)
 def my_activity(
     current: Current,
     session: RequestSession,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     before: Annotated[datetime | None, Query(description="Only events older than this.")] = None,
 ) -> ActivityPage:
-    events = ActivityRepository(session).newest_first(current.user.id, limit=limit + 1, before=before)
+    events = ActivityRepository(session).newest_first(
+        current.user.id, limit=limit + 1, before=before
+    )
     more = len(events) > limit
     events = events[:limit]
     return ActivityPage(

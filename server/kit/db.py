@@ -27,7 +27,6 @@ from .errors import ProblemError
 _AFTER_COMMIT = "notefall_after_commit"
 
 
-
 log = logging.getLogger("notefall.server")
 
 # FastAPI runs sync endpoints on a pool of 40 threads, each request holding one session:

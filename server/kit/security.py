@@ -68,8 +68,10 @@ def issue_access_token(secret_key: str, session_id: uuid.UUID, expires_at: datet
 def read_access_token(secret_key: str, token: str, now: datetime) -> uuid.UUID | None:
     """The session id of a genuine, unexpired access token; None for anything else."""
     payload, dot, signature = token.rpartition(".")
-    if not dot or not token.isascii() or not hmac.compare_digest(
-        signature, sign(secret_key, ACCESS_PURPOSE, payload)
+    if (
+        not dot
+        or not token.isascii()
+        or not hmac.compare_digest(signature, sign(secret_key, ACCESS_PURPOSE, payload))
     ):
         return None
     session_hex, _, expiry = payload.partition(".")

@@ -52,8 +52,8 @@ class BuildOutcome(StrEnum):
     MISSING = "missing"
 
 
-
 CHUNK_BYTES = 1024 * 1024
+
 
 def export_key(user_id: uuid.UUID, export_id: uuid.UUID) -> str:
     return f"exports/{user_id}/export-{export_id}.zip"

@@ -125,9 +125,12 @@ def test_nul_characters_are_refused_before_they_reach_the_database(
     create = client.post("/api/v1/projects", json={"name": "a\x00b"}, headers=headers)
     assert "NUL" in assert_problem(create, 422, "invalid_request")["detail"]
     form = {"grant_type": "password", "username": "nul@example.com\x00", "password": "x"}
-    assert "NUL" in assert_problem(
-        client.post("/api/v1/auth/token", data=form), 422, "invalid_request"
-    )["detail"]
+    assert (
+        "NUL"
+        in assert_problem(client.post("/api/v1/auth/token", data=form), 422, "invalid_request")[
+            "detail"
+        ]
+    )
     assert client.get("/api/v1/projects", headers=headers).json()["total"] == 0
 
 

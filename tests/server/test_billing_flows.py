@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 import pytest
 import redis
 import uvicorn
@@ -30,6 +29,7 @@ from notefall.server.billing.models import BillingCustomer, WebhookEvent
 from notefall.server.kit.app import create_app
 from notefall.server.kit.db import Database, transaction_scope
 from notefall.server.kit.settings import Settings
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from tests.support.render_farm import Worker, worker_env

@@ -17,7 +17,9 @@ PASSWORD = "falling notes over a grand piano"
 
 @pytest.fixture
 def strict(tmp_path: Path, migrated_url: str, redis_url: str):
-    settings = make_settings(tmp_path / "data", migrated_url, redis_url=redis_url, rate_limit_scale=1.0)
+    settings = make_settings(
+        tmp_path / "data", migrated_url, redis_url=redis_url, rate_limit_scale=1.0
+    )
     with TestClient(create_app(settings)) as client:
         yield client, settings
 

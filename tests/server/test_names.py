@@ -32,7 +32,11 @@ def test_bad_names_are_refused_the_same_way_on_every_endpoint(client: TestClient
             client.patch("/api/v1/me", json={"name": name}, headers=ada),
             client.post(
                 "/api/v1/auth/signup",
-                json={"email": "new@example.com", "password": "a long enough password", "name": name},
+                json={
+                    "email": "new@example.com",
+                    "password": "a long enough password",
+                    "name": name,
+                },
             ),
         ]
         for answer in answers:
