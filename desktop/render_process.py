@@ -17,6 +17,7 @@ This module imports no Qt: it starts fast and needs nothing the engine does not.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import traceback
@@ -39,6 +40,9 @@ class _Out:
         with self._lock:
             self._stream.write(line + "\n")
             self._stream.flush()
+
+
+RENDER_NICENESS = 10
 
 
 def _watch_for_cancel(stream: TextIO, cancel: CancelToken) -> None:
@@ -103,6 +107,10 @@ def run(stdin: TextIO, stdout: TextIO) -> int:
 
 
 def main() -> int:
+    if hasattr(os, "nice"):
+        # Below the window's priority (FFmpeg inherits it): a render may use every core,
+        # but the preview and the controls come first.
+        os.nice(RENDER_NICENESS)
     return run(sys.stdin, sys.stdout)
 
 

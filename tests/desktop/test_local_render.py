@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -138,3 +141,20 @@ def test_the_render_process_answers_a_bad_job_with_one_clear_line():
         "message": "fps: 23 fps is not offered; choose one of 24, 25, 30, 50, 60",
         "code": "invalid_job",
     }
+
+
+def test_the_render_process_runs_below_the_windows_priority():
+    from notefall.desktop.local_render import render_command
+    from notefall.desktop.render_process import RENDER_NICENESS
+
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    child = subprocess.Popen(render_command(), stdin=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        # The child lowers itself first thing; wait for it (it then waits for its job).
+        while os.getpriority(os.PRIO_PROCESS, child.pid) == ours and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert os.getpriority(os.PRIO_PROCESS, child.pid) == min(ours + RENDER_NICENESS, 19)
+    finally:
+        child.kill()
+        child.wait()
