@@ -37,9 +37,13 @@ class RenderRepository:
             select(Render).where(Render.owner_id == owner_id, Render.idempotency_key == key)
         ).one_or_none()
 
-    def equal_render(self, owner_id: uuid.UUID, fingerprint: str, now: datetime) -> Render | None:
-        """The newest render of ``owner_id`` with this fingerprint that is queued, running,
-        or succeeded with its video still kept."""
+    def equal_render(
+        self, owner_id: uuid.UUID, project_id: uuid.UUID, fingerprint: str, now: datetime
+    ) -> Render | None:
+        """The newest render of ``owner_id`` of this project with this fingerprint that is
+        queued, running, or succeeded with its video still kept. Only the same project: an
+        equal render of another project (the same song copied) would leave this project's
+        history empty and name the video after the other one."""
         kept = (
             (Render.status == RenderStatus.SUCCEEDED.value)
             & Render.output_key.is_not(None)
@@ -48,7 +52,11 @@ class RenderRepository:
         active = Render.status.in_([s.value for s in ACTIVE])
         return self.session.scalars(
             select(Render)
-            .where(Render.owner_id == owner_id, Render.fingerprint == fingerprint)
+            .where(
+                Render.owner_id == owner_id,
+                Render.project_id == project_id,
+                Render.fingerprint == fingerprint,
+            )
             .where(or_(active, kept))
             .order_by(Render.created_at.desc(), Render.id.desc())
             .limit(1)

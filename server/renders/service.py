@@ -253,7 +253,7 @@ class RenderService:
         # Under the lock: what a concurrent submit of the same owner wrote is visible now.
         if key is not None and (replay := self._replay(user, key, request_sha256)) is not None:
             return replay
-        duplicate = self.renders.equal_render(user.id, plan.fingerprint, now)
+        duplicate = self.renders.equal_render(user.id, plan.project.id, plan.fingerprint, now)
         if duplicate is not None:
             return Submitted(duplicate, Outcome.DUPLICATE)
         limits = limits_for(user.tier)

@@ -331,6 +331,29 @@ def test_an_equal_render_still_queued_or_kept_is_returned_instead_of_a_new_one(
     assert len(_rows(database, Render)) == 3
 
 
+def test_the_same_song_in_another_project_gets_its_own_render(
+    client: TestClient, ada: dict, database: Database
+):
+    first_project = project_with_midi(client, ada)
+    first = _post(client, ada, {"project_id": first_project, "settings": FAST_SETTINGS})
+    assert first.status_code == 202
+    with transaction_scope(database) as session:
+        session.execute(
+            update(Render)
+            .where(Render.id == uuid.UUID(first.json()["id"]))
+            .values(
+                status="succeeded",
+                output_key=keys.output(first.json()["id"], "mp4"),
+                expires_at=datetime.now(UTC) + timedelta(days=1),
+            )
+        )
+    twin_project = project_with_midi(client, ada)  # the same MIDI file, the same settings
+    twin = _post(client, ada, {"project_id": twin_project, "settings": FAST_SETTINGS})
+    assert twin.status_code == 202, twin.text
+    assert "notefall-duplicate-of" not in twin.headers
+    assert twin.json()["project_id"] == twin_project
+
+
 def test_a_submit_succeeds_while_redis_is_down_and_leaves_the_step_pending(
     tmp_path: Path, migrated_url: str
 ):
