@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from notefall.server.accounts.models import User
 from notefall.server.kit.db import after_commit
 from notefall.server.kit.models import utcnow
+from notefall.server.kit.settings import Settings
 from notefall.server.profile.deletion import register_account_deleted_hook
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -23,7 +24,7 @@ from .repository import ENDED_STATUSES
 from .webhooks import request_cancellation
 
 
-def cancel_subscription(session: Session, user: User) -> Iterable[str]:
+def cancel_subscription(session: Session, settings: Settings, user: User) -> Iterable[str]:
     rows = session.scalars(
         select(Subscription).where(
             Subscription.user_id == user.id, Subscription.status.not_in(ENDED_STATUSES)
@@ -31,7 +32,7 @@ def cancel_subscription(session: Session, user: User) -> Iterable[str]:
     ).all()
     for row in rows:
         row.cancel_requested_at = utcnow()
-        after_commit(session, lambda sub_id=row.id: request_cancellation(sub_id))
+        after_commit(session, lambda sub_id=row.id: request_cancellation(settings, sub_id))
     session.flush()
     return []
 

@@ -326,7 +326,7 @@ class Processor:
             log.warning("subscription %s belongs to no account; cancelling it", row.id)
             row.cancel_requested_at = self.now
             self.session.flush()
-            after_commit(self.session, lambda: request_cancellation(row.id))
+            after_commit(self.session, lambda: request_cancellation(self.settings, row.id))
         if owner is not None:
             self.entitle(owner)
         elif not ours:
@@ -530,12 +530,12 @@ def entitled_tier(subscriptions: list[Subscription]) -> str:
 CANCEL_TASK = "notefall.billing.cancel_subscription"
 
 
-def request_cancellation(subscription_id: str) -> None:
+def request_cancellation(settings: Settings, subscription_id: str) -> None:
     """Ask a worker to cancel ``subscription_id`` in Stripe (the reconciler retries)."""
-    from notefall.server.jobs import celery_app
+    from notefall.server.jobs.enqueue import enqueue
 
     try:
-        celery_app.send_task(CANCEL_TASK, args=[subscription_id])
+        enqueue(settings, CANCEL_TASK, args=[subscription_id], ignore_result=True)
     except Exception as exc:  # the reconciler sends it again
         log.warning("could not queue the cancellation of %s: %s", subscription_id, exc)
 

@@ -6,7 +6,7 @@ time::
 
     from notefall.server.profile.deletion import register_account_deleted_hook
 
-    def cancel_subscription(session: Session, user: User) -> Iterable[str]:
+    def cancel_subscription(session: Session, settings: Settings, user: User) -> Iterable[str]:
         ...                      # e.g. after_commit(session, lambda: stripe_cancel(...))
         return []                # storage keys to delete once the deletion has committed
 
@@ -25,9 +25,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from notefall.server.accounts.models import User
+from notefall.server.kit.settings import Settings
 from sqlalchemy.orm import Session
 
-AccountDeletedHook = Callable[[Session, User], Iterable[str]]
+# The settings come along so a hook's after-commit work (a message to a worker) goes to this
+# deployment's Redis, not whatever the process-wide Celery app last pointed at.
+AccountDeletedHook = Callable[[Session, Settings, User], Iterable[str]]
 
 _hooks: list[AccountDeletedHook] = []
 
@@ -39,9 +42,9 @@ def register_account_deleted_hook(hook: AccountDeletedHook) -> Callable[[], None
     return lambda: _hooks.remove(hook)
 
 
-def run_account_deleted_hooks(session: Session, user: User) -> list[str]:
+def run_account_deleted_hooks(session: Session, settings: Settings, user: User) -> list[str]:
     """Every registered hook, in registration order: the storage keys they hand back."""
     keys: list[str] = []
     for hook in list(_hooks):
-        keys.extend(hook(session, user))
+        keys.extend(hook(session, settings, user))
     return keys

@@ -188,7 +188,7 @@ class ProfileService:
         if profile is not None and profile.avatar_key:
             keys.append(profile.avatar_key)
         keys += [e.storage_key for e in self.profiles.exports_of(user.id) if e.storage_key]
-        keys += run_account_deleted_hooks(self.session, user)
+        keys += run_account_deleted_hooks(self.session, self.settings, user)
         email, name = user.email, user.name
         self.session.flush()
         # Sessions, tokens, projects, profile, exports and the activity log cascade with it;

@@ -596,7 +596,7 @@ _ENDED = {
 }
 
 
-def render_files(session: Session, user: User) -> Iterable[str]:
+def render_files(session: Session, _settings: Settings, user: User) -> Iterable[str]:
     """Every file of ``user``'s renders the rows know of: inputs, video, thumbnail and the
     work files of unfinished attempts (deleted with the account)."""
     renders = RenderRepository(session)

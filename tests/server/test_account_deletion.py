@@ -99,7 +99,7 @@ def test_deleting_removes_rows_files_sessions_and_mails_goodbye(
     storage.put(f"renders/{ada_id}/video.mp4", b"a render another domain keeps")
     called: list[str] = []
 
-    def hook(_session, user: User) -> list[str]:
+    def hook(_session, _settings, user: User) -> list[str]:
         called.append(user.email)
         return [f"renders/{user.id}/video.mp4"]
 
@@ -170,7 +170,7 @@ def test_a_hook_that_refuses_stops_the_whole_deletion(client: TestClient, settin
     ada_id = _fill_account(client, settings, ada)
     before, rows = _stored(settings), _rows_of(settings, ada_id)
 
-    def refuse(_session, _user: User) -> list[str]:
+    def refuse(_session, _settings, _user: User) -> list[str]:
         raise SubscriptionStillActiveError("Cancel your subscription first.")
 
     unregister = register_account_deleted_hook(refuse)
