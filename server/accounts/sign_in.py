@@ -18,8 +18,11 @@ from notefall.server.kit.errors import NotFoundError
 from notefall.server.kit.security import (
     hash_token,
     issue_access_token,
+    issue_pending_sign_in,
     issue_token,
+    pending_sign_in_matches,
     read_access_token,
+    read_pending_sign_in,
     token_is_signed,
 )
 from notefall.server.kit.settings import Settings
@@ -49,6 +52,8 @@ REFRESH_TOKEN_LIFETIME = timedelta(days=30)
 SESSION_IDLE_LIFETIME = timedelta(days=30)
 # How long a re-authentication unlocks sensitive changes (2FA, email address).
 REAUTHENTICATION_WINDOW = timedelta(minutes=10)
+# Between the password and the two-factor code on the sign-in page.
+PENDING_SIGN_IN_LIFETIME = timedelta(minutes=10)
 REFRESH_PURPOSE = "refresh-token"
 # Writing last_seen_at on every request would turn every read into a write.
 LAST_SEEN_RESOLUTION = timedelta(minutes=1)
@@ -105,6 +110,29 @@ class SignInService:
         self.second_factor.check(user, otp, device)
         if password_needs_rehash(user.password_hash):
             user.password_hash = hash_password(password)
+        return user
+
+    def pending_sign_in(self, email: str) -> str:
+        """For the sign-in page's two-factor step, once ``check_credentials`` asked for a
+        code: a short-lived proof of the password, so the page never holds the password."""
+        user = self.accounts.user_by_email(normalize_email(email))
+        assert user is not None  # the password of this account was just checked
+        expires = self.clock() + PENDING_SIGN_IN_LIFETIME
+        return issue_pending_sign_in(self._secret, user.id, user.password_hash, expires)
+
+    def check_second_step(self, pending: str, otp: str | None, device: Device) -> User:
+        """The user of a pending sign-in whose two-factor code is right."""
+        found = read_pending_sign_in(self._secret, pending, self.clock())
+        user = self.accounts.user_by_id(found[0]) if found is not None else None
+        if (
+            found is None
+            or user is None
+            or not pending_sign_in_matches(user.password_hash, found[1])
+        ):
+            raise InvalidGrantError(
+                "This sign-in took too long or is no longer valid; enter your password again."
+            )
+        self.second_factor.check(user, otp, device)
         return user
 
     def open_session(self, user: User, device: Device, *, via: str = "password") -> IssuedTokens:

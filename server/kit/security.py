@@ -53,6 +53,45 @@ def token_is_signed(secret_key: str, purpose: str, token: str) -> bool:
 
 
 ACCESS_PURPOSE = "access"
+PENDING_SIGN_IN_PURPOSE = "pending_sign_in"
+
+
+def issue_pending_sign_in(
+    secret_key: str, user_id: uuid.UUID, password_hash: str, expires_at: datetime
+) -> str:
+    """Proof that a browser gave the right password, for the two-factor step that follows:
+    ``<user id>.<expiry>.<password-hash digest>.<HMAC>``. The page carries this instead of
+    the password itself; a password changed meanwhile voids it."""
+    payload = f"{user_id.hex}.{int(expires_at.timestamp())}.{_password_digest(password_hash)}"
+    return f"{payload}.{sign(secret_key, PENDING_SIGN_IN_PURPOSE, payload)}"
+
+
+def read_pending_sign_in(
+    secret_key: str, token: str, now: datetime
+) -> tuple[uuid.UUID, str] | None:
+    """(user id, password-hash digest) of a genuine, unexpired pending sign-in; else None."""
+    payload, dot, signature = token.rpartition(".")
+    if (
+        not dot
+        or not token.isascii()
+        or not hmac.compare_digest(signature, sign(secret_key, PENDING_SIGN_IN_PURPOSE, payload))
+    ):
+        return None
+    user_hex, _, rest = payload.partition(".")
+    expiry, _, digest = rest.partition(".")
+    try:
+        user_id, expires = uuid.UUID(hex=user_hex), int(expiry)
+    except ValueError:
+        return None
+    return (user_id, digest) if now.timestamp() < expires else None
+
+
+def pending_sign_in_matches(password_hash: str, digest: str) -> bool:
+    return hmac.compare_digest(_password_digest(password_hash), digest)
+
+
+def _password_digest(password_hash: str) -> str:
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:32]
 
 
 def issue_access_token(secret_key: str, session_id: uuid.UUID, expires_at: datetime) -> str:

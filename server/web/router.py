@@ -79,7 +79,7 @@ def _signin_page(
     status_code: int = 200,
     error: str | None = None,
     email: str = "",
-    password: str = "",
+    pending: str = "",
     otp_step: bool = False,
 ) -> Response:
     secret = request.app.state.settings.secret_key.get_secret_value()
@@ -95,7 +95,7 @@ def _signin_page(
         next=next_path,
         error=error,
         email=email,
-        password=password,
+        pending=pending,
         otp_step=otp_step,
         app_name=app_name,
         max_password_length=MAX_PASSWORD_LENGTH,
@@ -120,6 +120,8 @@ def signin(
     email: Annotated[str, Form(max_length=320)] = "",
     password: Annotated[str, Form(max_length=MAX_PASSWORD_LENGTH)] = "",
     otp: Annotated[str, Form(max_length=64)] = "",
+    # The two-factor step: proof of the password given in the first step (never the password).
+    pending: Annotated[str, Form(max_length=300)] = "",
     csrf_token: Annotated[str, Form(max_length=200)] = "",
     # Room for an OAuth authorize request: its redirect_uri alone may be 2,000 characters.
     next: Annotated[str, Form(max_length=8000)] = "/",
@@ -130,7 +132,7 @@ def signin(
         check_signin_csrf(request, settings, request.cookies.get(SIGNIN_CSRF_COOKIE), csrf_token)
     except CsrfFailedError as error:
         return _signin_page(request, next_path=target, status_code=403, error=error.detail)
-    if not email or not password:
+    if not email or not (password or pending):
         return _signin_page(
             request,
             next_path=target,
@@ -142,7 +144,10 @@ def signin(
     try:
         # The same backoff as the token endpoint's password grant: the form is no way around it.
         with sign_in_attempt(request, email, failures=(InvalidGrantError, InvalidOtpError)):
-            user = sign_in.check_credentials(email, password, otp.strip() or None, device)
+            if pending and not password:
+                user = sign_in.check_second_step(pending, otp.strip() or None, device)
+            else:
+                user = sign_in.check_credentials(email, password, otp.strip() or None, device)
     except (OtpRequiredError, InvalidOtpError) as error:
         return _signin_page(
             request,
@@ -150,7 +155,7 @@ def signin(
             status_code=400 if isinstance(error, InvalidOtpError) else 200,
             error=error.detail if isinstance(error, InvalidOtpError) else None,
             email=email,
-            password=password,
+            pending=pending if pending and not password else sign_in.pending_sign_in(email),
             otp_step=True,
         )
     except ProblemError as error:

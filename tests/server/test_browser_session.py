@@ -244,8 +244,10 @@ def test_an_account_with_two_factor_is_asked_for_its_code_on_the_same_page(
     asked = browser_sign_in(browser, "ada@example.com")
     assert asked.status_code == 200 and "Two-step verification" in asked.text
     assert "notefall_session" not in browser.cookies
+    # The page carries a proof of the password, never the password itself.
+    assert PASSWORD not in asked.text and 'name="password"' not in asked.text
     form = {
-        name: hidden_field(asked.text, name) for name in ("email", "password", "csrf_token", "next")
+        name: hidden_field(asked.text, name) for name in ("email", "pending", "csrf_token", "next")
     }
     wrong = browser.post("/signin", data={**form, "otp": "000000"}, follow_redirects=False)
     assert wrong.status_code == 400 and "Two-step verification" in wrong.text
@@ -255,6 +257,40 @@ def test_an_account_with_two_factor_is_asked_for_its_code_on_the_same_page(
     right = browser.post("/signin", data={**form, "otp": code}, follow_redirects=False)
     assert right.status_code == 303 and "notefall_session" in browser.cookies
     assert browser.get("/api/v1/me").status_code == 200
+
+
+def test_the_two_factor_step_expires_and_dies_with_a_password_change(
+    browser: TestClient, settings: Settings
+):
+    start = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
+    browser.app.state.clock = lambda: start
+    bearer = signed_in_headers(browser, settings, "ada@example.com")
+    secret = browser.post("/api/v1/me/2fa/setup", headers=bearer).json()["secret"]
+    enable = {"code": pyotp.TOTP(secret).at(start)}
+    assert browser.post("/api/v1/me/2fa/enable", json=enable, headers=bearer).status_code == 200
+
+    def second_step(asked, at: datetime):
+        browser.app.state.clock = lambda: at
+        form = {n: hidden_field(asked.text, n) for n in ("email", "pending", "csrf_token", "next")}
+        return browser.post(
+            "/signin", data={**form, "otp": pyotp.TOTP(secret).at(at)}, follow_redirects=False
+        )
+
+    browser.app.state.clock = lambda: start + timedelta(seconds=60)
+    asked = browser_sign_in(browser, "ada@example.com")
+    late = second_step(asked, start + timedelta(minutes=12))
+    assert late.status_code == 400 and "enter your password again" in late.text
+    assert "notefall_session" not in browser.cookies
+
+    browser.app.state.clock = lambda: start + timedelta(minutes=13)
+    asked = browser_sign_in(browser, "ada@example.com")
+    browser.app.state.clock = lambda: start + timedelta(minutes=14)
+    reauth = {"password": PASSWORD, "otp": pyotp.TOTP(secret).at(start + timedelta(minutes=14))}
+    assert browser.post("/api/v1/auth/reauth", json=reauth, headers=bearer).status_code == 200
+    change = {"current_password": PASSWORD, "new_password": "a whole new tune on the keys"}
+    assert browser.post("/api/v1/me/password", json=change, headers=bearer).status_code == 204
+    stale = second_step(asked, start + timedelta(minutes=15))
+    assert stale.status_code == 400 and "notefall_session" not in browser.cookies
 
 
 def test_the_sign_in_page_has_the_token_endpoints_backoff(
