@@ -272,6 +272,8 @@ _OWNER_REQUESTS: dict[tuple[str, str], dict] = {
     ("PUT", f"{_ITEM}/audio"): {"files": {"file": ("take.wav", b"", "audio/wav")}},
     ("DELETE", f"{_ITEM}/audio"): {},
     ("GET", f"{_ITEM}/thumbnail"): {"follow_redirects": False},
+    ("GET", f"{_ITEM}/midi"): {"follow_redirects": False},
+    ("GET", f"{_ITEM}/audio"): {"follow_redirects": False},
     ("GET", f"{_ITEM}/renders"): {},
     ("POST", f"{_ITEM}/duplicate"): {"json": {}},
     ("GET", f"{_ITEM}/settings/export"): {},
@@ -292,6 +294,8 @@ _COLLECTION_ROUTES = {("GET", PROJECTS), ("POST", PROJECTS)}
 _VIEWER_MAY = {
     ("GET", _ITEM),
     ("GET", f"{_ITEM}/thumbnail"),
+    ("GET", f"{_ITEM}/midi"),
+    ("GET", f"{_ITEM}/audio"),
     ("GET", f"{_ITEM}/renders"),
     ("GET", f"{_ITEM}/settings/export"),
 }
@@ -347,10 +351,13 @@ def _item_routes(client: TestClient) -> set[tuple[str, str]]:
 
 
 def _shared_project(client: TestClient, owner: dict) -> dict[str, str]:
-    """The owner's project with a MIDI file, a share link and a collaborator: their ids."""
+    """The owner's project with a MIDI file, a recording, a share link and a collaborator:
+    their ids."""
     project = _create(client, owner, "Ada's", tags=["mine"])
     assert _upload(client, owner, project["id"], PRELUDE.read_bytes()).status_code == 200
     url = f"{PROJECTS}/{project['id']}"
+    take = {"file": ("take.wav", wav_bytes(), "audio/wav")}
+    assert client.put(f"{url}/audio", files=take, headers=owner).status_code == 200
     link = client.post(f"{url}/share-links", json={}, headers=owner).json()
     invite = {"email": "carol@example.com", "role": "viewer"}
     member = client.post(f"{url}/collaborators", json=invite, headers=owner).json()
@@ -400,7 +407,8 @@ def test_collaborators_may_do_what_their_role_allows_and_get_403_otherwise(
         assert role in body["detail"], route
     assert client.get(url, headers=ada).json() == before
     assert _stored_files(settings) == files
-    for route in sorted(may):
+    # Reads first: an editor's DELETE of the recording would leave nothing to fetch.
+    for route in sorted(may, key=lambda r: (r[0] != "GET", r)):
         request_url, kwargs = requests[route]
         response = client.request(route[0], request_url, headers=grace, **kwargs)
         assert response.status_code in (200, 201, 307), (route, response.text)
