@@ -46,7 +46,7 @@ $(CHROMIUM):
 browser: $(CHROMIUM)
 
 test: lint browser
-	$(VENV)/bin/pytest -n 2 --dist loadgroup -p tests.server.backends
+	$(VENV)/bin/pytest -n 2 --dist loadgroup -p tests.server.backends --durations=15
 
 bench: $(STAMP)
 	$(PY) -m bench.run

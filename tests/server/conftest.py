@@ -49,10 +49,14 @@ if os.environ.get("CI") and not POSTGRES_USER:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # The browser pages' server tests are about HTML, forms and access rules; the services
+    # under them are tested on every backend by the API's tests. One backend keeps the suite
+    # inside its time budget.
+    backends = BACKENDS[:1] if metafunc.definition.get_closest_marker("one_backend") else BACKENDS
     if "database_url" in metafunc.fixturenames:
-        metafunc.parametrize("database_url", BACKENDS, indirect=True)
+        metafunc.parametrize("database_url", backends, indirect=True)
     elif "migrated_url" in metafunc.fixturenames:
-        metafunc.parametrize("migrated_url", BACKENDS, indirect=True)
+        metafunc.parametrize("migrated_url", backends, indirect=True)
 
 
 def _admin_url(database: str) -> str:

@@ -22,6 +22,8 @@ from .conftest import TestClient, make_settings, outbox_messages, signed_in_head
 from .test_browser_session import PASSWORD, browser_sign_in, hidden_field
 from .test_two_factor import Clock, code_at, install_clock
 
+pytestmark = pytest.mark.one_backend
+
 ADA = "ada@example.com"
 NEW_PASSWORD = "a quiet upright in the hall"
 PAGES = [

@@ -27,6 +27,8 @@ from .test_billing_flows import Stack, _customer_id, _session_id, _subscription,
 from .test_billing_flows import stack as stack  # the fixture, shared
 from .test_browser_session import browser_sign_in, hidden_field
 
+pytestmark = pytest.mark.one_backend
+
 FORMS = [
     "/billing/checkout",
     "/billing/change-plan",

@@ -26,6 +26,8 @@ from .web_pages import (
     visible_text,
 )
 
+pytestmark = pytest.mark.one_backend
+
 
 @pytest.fixture
 def browser(settings: Settings) -> Iterator[TestClient]:

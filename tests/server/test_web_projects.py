@@ -23,6 +23,8 @@ from tests.support.render_farm import tiny_midi
 from .test_projects import PRELUDE, _stored_files, wav_bytes
 from .web_pages import PROJECTS, TestClient, assert_page_headers, csrf_of, sign_in, visible_text
 
+pytestmark = pytest.mark.one_backend
+
 
 @pytest.fixture
 def browser(settings: Settings) -> Iterator[TestClient]:

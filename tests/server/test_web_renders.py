@@ -30,6 +30,8 @@ from tests.support.render_farm import (
 from .conftest import TestClient, create_app, signed_in_headers
 from .test_browser_session import browser_sign_in, hidden_field
 
+pytestmark = pytest.mark.one_backend
+
 CSRF_REFUSED = "Not allowed"  # the 403 page; its words are the layout's
 
 
