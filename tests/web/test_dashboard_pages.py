@@ -157,3 +157,15 @@ def test_an_unknown_address_is_a_friendly_page(web: Web):
     look(page, "not-found")
     page.get_by_role("link", name="Go to your dashboard").click()
     expect(page).to_have_url(re.compile(r"/$"))
+
+
+def test_a_long_name_without_spaces_wraps_instead_of_widening_the_page(web: Web):
+    account = web.new_account()
+    name = "Ü" * 200  # the longest name allowed, one unbreakable word
+    project_id = account.create_project(name)
+    page = account.page
+    page.goto(f"/projects/{project_id}")
+    expect(page.get_by_role("heading", name=name)).to_be_visible()
+    look(page, "project-long-name")  # fails when the page is wider than the phone
+    page.goto("/")
+    look(page, "dashboard-long-name")
