@@ -7,6 +7,10 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .main_window import MainWindow
 
 EXIT_WHEN_IDLE_ENV = "NOTEFALL_DESKTOP_EXIT_WHEN_IDLE"  # the cold-start benchmark's hook
 
@@ -85,6 +89,34 @@ def create_application(argv: Sequence[str]) -> object:
     return app
 
 
+MIDI_SUFFIXES = (".mid", ".midi", ".kar", ".rmi")
+
+
+def open_files(window: MainWindow, paths: list[Path]) -> None:
+    """Files named on the command line (or by the desktop's "Open with"): a song already in
+    the library reopens its project, a new one becomes a project, anything else is said in
+    the banner rather than ignored."""
+    from .ops import ErrorReport
+    from .signals import app_signals
+
+    for path in paths:
+        if path.suffix.lower() not in MIDI_SUFFIXES:
+            app_signals().error_raised.emit(
+                ErrorReport(
+                    f"{path.name} is not a MIDI file (.mid, .midi, .kar or .rmi); "
+                    "open one with File → Open MIDI…",
+                    title="Not a MIDI file",
+                )
+            )
+            continue
+        existing = window.library.find_by_midi(path)
+        if existing is not None:
+            window.library_view.select(existing)
+            window.open_project(existing)
+        else:
+            window.library_view.import_paths([path])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv if argv is None else argv)
     from .local_render import RENDER_JOB_FLAG
@@ -106,9 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     assert isinstance(app, QApplication)
     window = MainWindow()
     window.show()
-    for path in args[1:]:
-        if Path(path).suffix.lower() in (".mid", ".midi", ".kar", ".rmi"):
-            window.library_view.import_paths([Path(path)])
+    open_files(window, [Path(path) for path in args[1:]])
     last = window.settings.last_project
     if last and len(args) <= 1:
         project = window.library.find(last)

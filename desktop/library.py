@@ -8,6 +8,7 @@ file is refused with the engine's own message and nothing is left behind.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -97,6 +98,22 @@ class ProjectLibrary(QObject):
                 self.damaged[folder] = exc.message
         found.sort(key=lambda p: p.updated, reverse=True)
         return found
+
+    def find_by_midi(self, midi: Path) -> LocalProject | None:
+        """The newest project made from a file with the same content as ``midi`` (opening
+        the same song twice reopens its project instead of making a copy); None when there
+        is none or ``midi`` cannot be read (creating a project then says why)."""
+        try:
+            wanted = _sha256(midi)
+        except OSError:
+            return None
+        for project in self.projects():
+            try:
+                if _sha256(project.midi_path) == wanted:
+                    return project
+            except OSError:
+                continue
+        return None
 
     def find(self, project_id: str) -> LocalProject | None:
         folder = self.root / project_id
@@ -449,3 +466,11 @@ __all__ = [
     "format_length",
     "midi_paths",
 ]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
