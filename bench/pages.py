@@ -27,7 +27,6 @@ import os
 import re
 import statistics
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,8 +35,6 @@ from urllib.parse import unquote
 
 import httpx
 import redis
-import uvicorn
-from fastapi import FastAPI
 from notefall.server.kit.app import create_app
 from notefall.server.kit.db import Database
 from notefall.server.kit.redis_server import RedisServer, free_port
@@ -49,7 +46,7 @@ from playwright.sync_api import Browser, BrowserContext, ViewportSize, sync_play
 from sqlalchemy import Engine, event, select
 
 from .run import REPORT, machine
-from .server import postgres_database, seed_projects
+from .server import postgres_database, running_server, seed_projects
 
 PAGES_MARKER = "<!-- browser page benchmarks (bench/pages.py) -->"
 PASSWORD = "falling notes over a grand piano"
@@ -58,25 +55,6 @@ PROJECTS = 500
 CHROMIUM = "/usr/bin/chromium"
 TARGET_SERVER_P95_MS = 100.0
 TARGET_DOM_CONTENT_LOADED_MS = 1000.0
-
-
-@contextlib.contextmanager
-def running_server(app: FastAPI, port: int) -> Iterator[str]:
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @contextlib.contextmanager

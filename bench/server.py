@@ -61,8 +61,9 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server(app: Any) -> Iterator[str]:
-    port = _free_port()
+def running_server(app: Any, port: int | None = None) -> Iterator[str]:
+    """``app`` served by uvicorn in a thread, on ``port`` (a free one by default)."""
+    port = port or _free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )

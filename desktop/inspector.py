@@ -81,6 +81,7 @@ class FieldEditor(QWidget):
         self.row.setContentsMargins(0, 0, 0, 0)
         self.row.setSpacing(4)
 
+    # Abstract (QWidget's metaclass rules out ABCMeta): every editor below overrides both.
     def value(self) -> Any:
         raise NotImplementedError
 
